@@ -1,0 +1,139 @@
+"""Shell: an independent MQTT observer (a backend's view), subscribed to a filter such as ``#``.
+
+It shares no code with the agent's transport or policy gate on purpose: the leak audit
+and the tests must see what really arrived at the broker, not what the agent believes it
+sent. It connects with an observer identity (mutual TLS) and records every message.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from firmware_sim.errors import SimError
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One message as the observer received it."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+    received_monotonic: float
+
+
+def client_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:
+    """A mutual-TLS client context (hostname checked)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=str(ca))
+    if cert is not None and key is not None:
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+class Observer:
+    """Subscribes to ``topic_filter`` and keeps every message in arrival order."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        client_id: str = "observer",
+        topic_filter: str = "#",
+        protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+    ) -> None:
+        self.messages: list[Observed] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._filter = topic_filter
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
+        )
+        self._client.tls_set_context(context)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._host, self._port = host, port
+
+    def start(self, timeout_s: float = 10.0) -> Observer:
+        try:
+            rc = self._client.connect(self._host, self._port, keepalive=30)
+        except (ssl.SSLError, OSError) as err:
+            raise SimError(f"observer cannot connect to {self._host}:{self._port}: {err}") from err
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise SimError(f"observer connect failed: {mqtt.error_string(rc)}")
+        self._client.loop_start()
+        if not self._ready.wait(timeout_s):
+            self.stop()
+            raise SimError(f"observer did not subscribe to {self._filter!r} within {timeout_s} s")
+        return self
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> Observer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish as the observer (a backend sending a command) and wait for the PUBACK."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(timeout=10)
+        if not info.is_published():
+            raise SimError(f"observer publish to {topic} was not acknowledged")
+
+    def snapshot(self) -> list[Observed]:
+        with self._lock:
+            return list(self.messages)
+
+    def on_topic(self, topic: str) -> list[Observed]:
+        return [m for m in self.snapshot() if m.topic == topic]
+
+    def wait_for(
+        self, predicate: Callable[[list[Observed]], bool], timeout_s: float = 10.0
+    ) -> list[Observed]:
+        """Wait until ``predicate(messages)`` holds; return the messages either way."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            messages = self.snapshot()
+            if predicate(messages) or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.01)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Any,
+    ) -> None:
+        if not reason_code.is_failure:
+            client.subscribe(self._filter, qos=1)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any
+    ) -> None:
+        self._ready.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        item = Observed(
+            message.topic, bytes(message.payload), bool(message.retain), message.qos, time.monotonic()
+        )
+        with self._lock:
+            self.messages.append(item)

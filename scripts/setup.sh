@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up on a fresh Debian 12 machine, as root:
+#   1. Mosquitto and nats-server from Debian's packages (no service is started);
+#   2. a venv in .venv with the project and its dev tools.
+# Running it again only re-installs what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "need root to apt-get install ${need_apt[*]}; run as root or install them yourself" >&2
+    exit 1
+  fi
+  say "apt-get update (for ${need_apt[*]})"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  say "apt-get install ${need_apt[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+else
+  say "mosquitto and nats-server already installed"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    say "apt-get install python3-venv"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+  fi
+  say "creating .venv with $("$PY" --version)"
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  say "installing the project and its dev tools into .venv (first run: about a minute)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+else
+  say "Python packages up to date"
+fi
