@@ -49,11 +49,15 @@ def _connect(
     events: queue.Queue[TransportEvent] = queue.Queue()
     transport = MqttTransport(serial, context, events, keepalive_s=keepalive_s)
     will = Will(f"devices/{serial}/availability", b'{"state":"offline","session":1}')
-    transport.connect(Connect(Endpoint(host or broker.host, broker.port), Protocol.MQTT5, 0.0), will)
+    transport.connect(
+        Connect(Endpoint(host or broker.host, broker.port), Protocol.MQTT5, 0.0), will
+    )
     return transport, events
 
 
-def test_transport_connects_with_device_certificate(shared_broker: MosquittoBroker, pki: Pki) -> None:
+def test_transport_connects_with_device_certificate(
+    shared_broker: MosquittoBroker, pki: Pki
+) -> None:
     transport, events = _connect(shared_broker, "SN0001", _context(pki, pki.devices["SN0001"]))
     try:
         event = _next(events, ConnectSucceeded | ConnectFailed)
@@ -69,7 +73,9 @@ def test_transport_publish_arrives_at_observer(shared_broker: MosquittoBroker, p
         transport, events = _connect(shared_broker, "SN0002", _context(pki, pki.devices["SN0002"]))
         try:
             assert isinstance(_next(events, ConnectSucceeded | ConnectFailed), ConnectSucceeded)
-            mid = transport.publish("devices/SN0002/availability", b'{"state":"online"}', retain=True)
+            mid = transport.publish(
+                "devices/SN0002/availability", b'{"state":"online"}', retain=True
+            )
             ack = _next(events, PublishAcked)
             assert isinstance(ack, PublishAcked)
             assert ack.mid == mid
@@ -111,7 +117,9 @@ def test_transport_refused_with_certificate_from_another_ca(
         transport.close()
 
 
-def test_transport_refused_with_expired_certificate(shared_broker: MosquittoBroker, pki: Pki) -> None:
+def test_transport_refused_with_expired_certificate(
+    shared_broker: MosquittoBroker, pki: Pki
+) -> None:
     now = datetime.now(UTC)
     expired = issue_device_files(
         pki, "SN0009", now=now, days=1, not_before=now - timedelta(days=10), name="SN0009-expired"
