@@ -1,0 +1,56 @@
+"""Shell: the ``python -m edge`` command line.
+
+    python -m edge run --config FILE           run the daemon
+    python -m edge check-config FILE           print every config problem, exit 2 if any
+    python -m edge policy ...                  list/show/diff/export policy versions
+    python -m edge audit verify|export ...     check or export the audit trail
+    python -m edge subject export|erase ...    the data subject's rights on the device
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+USAGE = """usage: python -m edge COMMAND ...
+
+commands:
+  run --config FILE        run the agent (daemon)
+  check-config FILE        validate a config file; exit 2 and list every problem if bad
+  policy ...               policy versions: list, show, diff, export (python -m edge policy -h)
+  audit ...                audit trail: verify, export (python -m edge audit -h)
+  subject ...              data subject's rights: export, erase (python -m edge subject -h)
+"""
+
+
+def _lazy(module: str) -> Callable[[list[str]], int]:
+    def call(argv: list[str]) -> int:
+        imported = __import__(module, fromlist=["main"])
+        main: Callable[[list[str]], int] = imported.main
+        return main(argv)
+
+    return call
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": _lazy("edge.daemon"),
+    "check-config": lambda argv: _lazy("edge.daemon")(["check-config", *argv]),
+    "policy": _lazy("edge.policy.cli"),
+    "audit": _lazy("edge.audit_cli"),
+    "subject": _lazy("edge.subject"),
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(USAGE)
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"error: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return command(argv[1:] if argv[0] != "run" else ["run", *argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,81 @@
+"""Shell: reads a real video source (V4L2 index, RTSP URL or file) into the agent's queue.
+
+A thread reads frames through ``edge.media.camera`` (OpenCV), keeps the last few seconds
+for the event clip, runs the pure motion detector and puts a ``MotionAlarm`` on the
+agent's queue when it fires. Status telemetry is due once a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from edge.clock import SystemClock
+from edge.config import AgentConfig
+from edge.errors import InputError
+from edge.inputs import MotionAlarm, StatusDue
+from edge.media.camera import open_source
+from edge.media.frames import Frame
+from edge.motion import MotionState, detect_motion
+
+if TYPE_CHECKING:
+    from edge.agent import Agent
+
+logger = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 60.0
+
+
+def parse_source(text: str) -> int | str:
+    """``"0"`` is a V4L2 device index; anything else is a URL or a file path."""
+    return int(text) if text.isdigit() else text
+
+
+class CameraReader:
+    def __init__(self, config: AgentConfig, agent: Agent) -> None:
+        self._config = config
+        self._agent = agent
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+
+    def start(self) -> CameraReader:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        clock = SystemClock()
+        try:
+            source = open_source(parse_source(self._config.media.source))
+        except InputError as err:
+            logger.error("camera: %s", err)  # noqa: TRY400 - a clear line for the operator
+            return
+        clip_len = max(1, round(self._config.media.clip_seconds * self._config.media.clip_fps))
+        recent: deque[Frame] = deque(maxlen=clip_len)
+        state = MotionState()
+        last_status = 0.0
+        try:
+            while not self._stop.is_set():
+                frame = source.read()
+                if frame is None:
+                    logger.info("camera: end of stream")
+                    return
+                recent.append(frame)
+                state, fired = detect_motion(state, frame)
+                if fired:
+                    self._agent.events.put(MotionAlarm(clock.now(), frame, tuple(recent)))
+                if time.monotonic() - last_status > STATUS_EVERY_S:
+                    last_status = time.monotonic()
+                    self._agent.events.put(StatusDue(clock.now()))
+        finally:
+            source.close()
+
+
+def start_camera(config: AgentConfig, agent: Agent) -> CameraReader:
+    return CameraReader(config, agent).start()

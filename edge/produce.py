@@ -1,0 +1,321 @@
+"""Pure: turns device inputs into candidate messages for the policy gate.
+
+Each input yields zero or more ``(Candidate, Channel, Priority, counts)``. The candidate
+names its purpose and carries every field the device *could* send; the gate decides
+which of them leave. Media is made safe before the gate sees it:
+
+* every alarm snapshot is anonymised first (plates blurred, failing closed) and encoded
+  as a metadata-free JPEG; the counts of blurred regions and fallbacks go to the audit;
+* an event clip carries an audio track only when the microphone was allowed to record;
+  the clip's audio field is then decided by the gate like any other field, and the
+  container is stripped and re-inspected if the gate removes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from edge.config import AgentConfig
+from edge.inputs import (
+    AiDetected,
+    AudioCaptured,
+    DeviceInput,
+    DeviceLogged,
+    DiagnosticsSampled,
+    MotionAlarm,
+    StatusDue,
+)
+from edge.media.anonymise import anonymise
+from edge.media.audio import AudioChunk, validate_audio
+from edge.media.snapshot import encode_snapshot
+from edge.model import DetectionClass, Priority, Purpose
+from edge.outbox import OutboxItem
+from edge.policy.catalogue import FieldName
+from edge.policy.gate import Candidate
+from edge.policy.manifest import Manifest
+from edge.release import Release, rehydrate
+from edge.topics import Channel, Topics
+
+Produced = tuple[Candidate, Channel, Priority, dict[str, int]]
+
+AI_FIELDS = {
+    DetectionClass.HUMAN: FieldName.AI_HUMAN,
+    DetectionClass.VEHICLE: FieldName.AI_VEHICLE,
+    DetectionClass.PET: FieldName.AI_PET,
+}
+
+
+def field(name: str) -> FieldName:
+    return FieldName(name)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def receipt_max_age(config: AgentConfig) -> timedelta:
+    return timedelta(seconds=config.policy.receipt_max_age_s)
+
+
+def availability_payload(state: str, session: int) -> bytes:
+    """``{"state": "online", "session": 7}``: the counter lets a backend ignore a late Will
+    from an older session (design.md §4)."""
+    return json.dumps({"state": state, "session": session}, separators=(",", ":")).encode()
+
+
+def candidates(
+    event: DeviceInput,
+    config: AgentConfig,
+    audio: Sequence[AudioCaptured],
+    audio_on: bool,
+    monotonic: Callable[[], float],
+) -> Iterator[Produced]:
+    """The candidate messages one device input gives rise to."""
+    serial = config.device.serial
+    if isinstance(event, StatusDue):
+        yield (
+            Candidate(
+                Purpose.DEVICE_STATUS,
+                {
+                    FieldName.SERIAL_NUMBER: serial,
+                    FieldName.MAC_ADDRESS: config.device.mac_address,
+                    FieldName.MODEL: config.device.model,
+                    FieldName.FIRMWARE_VERSION: config.device.firmware_version,
+                    FieldName.ONLINE_STATUS: "online",
+                    FieldName.TIME_ZONE: config.device.time_zone,
+                },
+                event.at,
+            ),
+            Channel.TELEMETRY,
+            Priority.STATUS,
+            {},
+        )
+    elif isinstance(event, MotionAlarm):
+        yield from _alarm(event, config, audio, audio_on, monotonic)
+    elif isinstance(event, AiDetected):
+        yield from _detection(event, serial)
+    elif isinstance(event, DiagnosticsSampled):
+        fields: dict[FieldName | str, object] = {FieldName.SERIAL_NUMBER: serial}
+        for key, value in event.values.items():
+            fields[key] = value
+        yield Candidate(Purpose.DIAGNOSTICS, fields, event.at), Channel.DIAGNOSTICS, Priority.DIAGNOSTICS, {}
+    elif isinstance(event, DeviceLogged):
+        yield (
+            Candidate(
+                Purpose.DEVICE_LOG,
+                {FieldName.SERIAL_NUMBER: serial, FieldName.DEVICE_LOG: event.line},
+                event.at,
+            ),
+            Channel.DEVICE_LOG,
+            Priority.DIAGNOSTICS,
+            {},
+        )
+
+
+def _alarm(
+    event: MotionAlarm,
+    config: AgentConfig,
+    audio: Sequence[AudioCaptured],
+    audio_on: bool,
+    monotonic: Callable[[], float],
+) -> Iterator[Produced]:
+    serial = config.device.serial
+    yield (
+        Candidate(
+            Purpose.NOTIFICATION,
+            {
+                FieldName.SERIAL_NUMBER: serial,
+                FieldName.ALARM_EVENT: {"type": event.kind, "at": event.at.isoformat()},
+            },
+            event.at,
+        ),
+        Channel.ALARM_EVENT,
+        Priority.ALARM_EVENT,
+        {},
+    )
+    safe = anonymise(event.frame, config.media.anonymiser_budget_ms / 1000.0, monotonic)
+    counts = {"regions_blurred": safe.regions_blurred}
+    if safe.fallback is not None:
+        counts[f"anonymiser_fallback_{safe.fallback}"] = 1
+    jpeg = encode_snapshot(
+        safe.frame, config.media.snapshot_quality, config.media.snapshot_max_side_px
+    )
+    yield (
+        Candidate(
+            Purpose.NOTIFICATION,
+            {FieldName.SERIAL_NUMBER: serial, FieldName.ALARM_SNAPSHOT: jpeg},
+            event.at,
+        ),
+        Channel.ALARM_SNAPSHOT,
+        Priority.SNAPSHOT,
+        counts,
+    )
+    if event.clip_frames:
+        yield _clip(event, config, audio, audio_on, monotonic)
+
+
+def _clip(
+    event: MotionAlarm,
+    config: AgentConfig,
+    audio: Sequence[AudioCaptured],
+    audio_on: bool,
+    monotonic: Callable[[], float],
+) -> Produced:
+    from edge.media.clip import make_clip  # PyAV costs ~20 MB: load it only for clips
+
+    budget_s = config.media.anonymiser_budget_ms / 1000.0
+    frames = []
+    blurred = 0
+    fallbacks = 0
+    for frame in event.clip_frames:
+        safe = anonymise(frame, budget_s, monotonic)
+        frames.append(safe.frame)
+        blurred += safe.regions_blurred
+        fallbacks += safe.fallback is not None
+    chunk = _audio_chunk(audio) if audio_on else None
+    clip = make_clip(frames, config.media.clip_fps, chunk)
+    fields: dict[FieldName | str, object] = {
+        FieldName.SERIAL_NUMBER: config.device.serial,
+        FieldName.EVENT_CLIP: clip,
+    }
+    if chunk is not None:
+        fields[FieldName.AUDIO_TRACK] = {
+            "codec": "aac",
+            "seconds": round(len(chunk.samples) / chunk.sample_rate_hz, 2),
+        }
+    counts = {"clip_regions_blurred": blurred}
+    if fallbacks:
+        counts["anonymiser_fallback_clip_frames"] = fallbacks
+    return Candidate(Purpose.CLOUD_STORAGE, fields, event.at), Channel.CLIP, Priority.CLIP, counts
+
+
+def _audio_chunk(audio: Sequence[AudioCaptured]) -> AudioChunk | None:
+    if not audio:
+        return None
+    import numpy as np
+
+    rate = audio[0].sample_rate_hz
+    samples = np.concatenate([a.samples for a in audio if a.sample_rate_hz == rate])
+    return validate_audio(samples, rate)
+
+
+def _detection(event: AiDetected, serial: str) -> Iterator[Produced]:
+    if event.cls is DetectionClass.PLATE:
+        if event.plate_text:
+            yield (
+                Candidate(
+                    Purpose.DEVICE_AI,
+                    {FieldName.SERIAL_NUMBER: serial, FieldName.PLATE_NUMBER: event.plate_text},
+                    event.at,
+                ),
+                Channel.AI_PLATE,
+                Priority.ALARM_EVENT,
+                {},
+            )
+        return
+    name = AI_FIELDS[event.cls]
+    yield (
+        Candidate(
+            Purpose.AI_DETECTION,
+            {
+                FieldName.SERIAL_NUMBER: serial,
+                name: {"confidence": round(event.confidence, 3), "at": event.at.isoformat()},
+            },
+            event.at,
+        ),
+        Channel.AI_DETECTION,
+        Priority.ALARM_EVENT,
+        {},
+    )
+
+
+def birth_candidate(
+    now: datetime,
+    manifest: Manifest,
+    consent: Mapping[str, str],
+    audio_on: bool,
+    agent_version: str,
+    protocol: str,
+    session: int,
+    topics: Topics,
+) -> Candidate:
+    """The retained declaration: policy version, enabled purposes, topics; no personal data."""
+    return Candidate(
+        Purpose.AGENT,
+        {
+            FieldName.POLICY_VERSION: manifest.version,
+            FieldName.ENABLED_PURPOSES: sorted(p.value for p in manifest.enabled_purposes(consent)),
+            FieldName.AGENT_VERSION: agent_version,
+            FieldName.SESSION_COUNTER: session,
+            FieldName.DECLARATION: {
+                "protocol": protocol,
+                "audio": "on" if audio_on else "off",
+                "consent": dict(consent),
+                "disabled": manifest.disabled_summary(),
+                "topics": {channel.name.lower(): topics.of(channel) for channel in Channel},
+            },
+        },
+        now,
+    )
+
+
+def command_result_candidate(
+    now: datetime, command_id: str, ok: bool, reason: str, status: Mapping[str, object] | None
+) -> Candidate:
+    fields: dict[FieldName | str, object] = {
+        FieldName.COMMAND_RESULT: {"id": command_id, "ok": ok, "reason": reason}
+    }
+    if status is not None:
+        fields[FieldName.AGENT_STATUS] = dict(status)
+    return Candidate(Purpose.AGENT, fields, now)
+
+
+def outbox_item(item: Release) -> OutboxItem:
+    return OutboxItem(
+        record_id=item.record_id,
+        topic=item.topic,
+        payload=item.payload,
+        qos=item.qos,
+        retain=item.retain,
+        purpose=item.purpose,
+        priority=item.priority,
+        created_at=item.created_at,
+        expires_at=item.expires_at,
+        policy_version=item.policy_version,
+        clause=item.clause,
+    )
+
+
+def release_of(item: OutboxItem) -> Release:
+    return rehydrate(
+        record_id=item.record_id,
+        topic=item.topic,
+        payload=item.payload,
+        qos=item.qos,
+        retain=item.retain,
+        purpose=item.purpose,
+        priority=item.priority,
+        created_at=item.created_at,
+        expires_at=item.expires_at,
+        policy_version=item.policy_version,
+        clause=item.clause,
+    )
+
+
+def status_release(topic: str, payload: bytes, purpose: Purpose, now: datetime, version: str) -> Release:
+    return rehydrate(
+        record_id="",
+        topic=topic,
+        payload=payload,
+        qos=1,
+        retain=True,
+        purpose=purpose,
+        priority=Priority.STATUS,
+        created_at=now,
+        expires_at=None,
+        policy_version=version,
+        clause="row6:online_status",
+    )
