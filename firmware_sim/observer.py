@@ -133,7 +133,11 @@ class Observer:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         item = Observed(
-            message.topic, bytes(message.payload), bool(message.retain), message.qos, time.monotonic()
+            message.topic,
+            bytes(message.payload),
+            bool(message.retain),
+            message.qos,
+            time.monotonic(),
         )
         with self._lock:
             self.messages.append(item)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from certs.pki import Identity, Pki, issue_device_files, provision
+from certs.pki import Identity, Pki, issue_device_files, issue_server_files, provision
 from edge.session import (
     Connect,
     ConnectFailed,
@@ -151,10 +151,9 @@ def test_transport_rejects_broker_from_another_ca(
 def test_transport_rejects_broker_certificate_for_another_host(
     mosquitto_binary: str, pki: Pki, tmp_path: Path
 ) -> None:
-    other = provision(tmp_path / "other-host", [], observers=(), server_sans=("broker.invalid",))
-    # Same CA for clients (so only the host name is wrong): reuse our CA's key material.
-    tls = BrokerTls(pki.ca_cert, *_server_files_signed_by(pki, tmp_path, "broker.invalid"))
-    del other
+    # Same CA (so only the host name is wrong): the broker's certificate is for another host.
+    server = issue_server_files(pki, sans=("broker.invalid",), name="server-broker-invalid")
+    tls = BrokerTls(pki.ca_cert, server.cert, server.key)
     broker = start_mosquitto(tmp_path / "broker", tls)
     try:
         transport, events = _connect(broker, "SN0001", _context(pki, pki.devices["SN0001"]))
@@ -166,13 +165,6 @@ def test_transport_rejects_broker_certificate_for_another_host(
             transport.close()
     finally:
         broker.stop()
-
-
-def _server_files_signed_by(pki: Pki, tmp_path: Path, host: str) -> tuple[Path, Path]:
-    from certs.pki import issue_server_files
-
-    ident = issue_server_files(pki, sans=(host,), name=f"server-{host}")
-    return ident.cert, ident.key
 
 
 def test_acl_refuses_publish_under_another_device_prefix(

@@ -1,0 +1,7 @@
+"""Errors of the certificate tooling: one line, for the person at the keyboard."""
+
+from __future__ import annotations
+
+
+class CertError(Exception):
+    """Bad input or an unusable certificate/key; the message is one line."""

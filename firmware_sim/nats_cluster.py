@@ -1,0 +1,178 @@
+"""Shell: a three-node NATS cluster (MQTT 3.1.1 on JetStream) with mutual TLS, on loopback.
+
+Each node is the Debian ``nats-server`` (2.9) run as our child process with its own
+config: a node name, a JetStream store, cluster routes to the other nodes, and an ``mqtt``
+block with TLS and ``verify_and_map: true`` so that the MQTT user is the certificate
+subject (``CN=SN0001``); permissions come from ``certs.acl.nats_accounts``. Nodes can be
+killed and restarted one by one to test failover. We stop exactly the processes we
+started, by pid.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from firmware_sim.broker import LOOPBACK, BrokerTls, _port_open, free_port
+from firmware_sim.errors import SimError
+
+
+def find_nats_server() -> str | None:
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    return "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+
+
+@dataclass
+class NatsNode:
+    name: str
+    client_port: int
+    route_port: int
+    mqtt_port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class NatsCluster:
+    """Three (or more) nodes that route to each other; MQTT on each."""
+
+    workdir: Path
+    tls: BrokerTls
+    users_conf: str
+    nodes: list[NatsNode]
+    host: str = LOOPBACK
+
+    def _config(self, node: NatsNode) -> str:
+        routes = ", ".join(
+            f'"nats-route://{self.host}:{other.route_port}"'
+            for other in self.nodes
+            if other is not node
+        )
+        return f"""# Written by firmware_sim.nats_cluster: loopback only, mutual TLS on MQTT.
+server_name: {node.name}
+listen: {self.host}:{node.client_port}
+jetstream {{ store_dir: "{node.workdir / node.name}" }}
+cluster {{ name: edge, listen: {self.host}:{node.route_port}, routes: [ {routes} ] }}
+mqtt {{
+  listen: {self.host}:{node.mqtt_port}
+  tls {{
+    cert_file: "{self.tls.server_cert}"
+    key_file: "{self.tls.server_key}"
+    ca_file: "{self.tls.ca_cert}"
+    verify_and_map: true
+    timeout: 5
+  }}
+}}
+{self.users_conf}
+"""
+
+    def start_node(self, node: NatsNode) -> None:
+        binary = find_nats_server()
+        if binary is None:
+            raise SimError("nats-server is not installed (scripts/setup.sh installs it)")
+        node.workdir.mkdir(parents=True, exist_ok=True)
+        conf = node.workdir / f"{node.name}.conf"
+        conf.write_text(self._config(node))
+        node.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
+            [binary, "-c", str(conf), "-l", str(node.log_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, timeout_s: float = 20.0) -> None:
+        """Every running node accepts MQTT and the JetStream meta group has a leader."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = [n for n in self.nodes if n.running]
+            ports_ok = all(_port_open(self.host, n.mqtt_port) for n in running)
+            leader = any(
+                "new metadata leader" in n.log_text()
+                or "JetStream cluster new metadata leader" in n.log_text()
+                for n in running
+            )
+            if ports_ok and leader:
+                return
+            for node in self.nodes:
+                if node.process is not None and node.process.poll() is not None:
+                    raise SimError(f"nats node {node.name} exited:\n{node.log_text()[-2000:]}")
+            time.sleep(0.05)
+        logs = "\n".join(f"--- {n.name}\n{n.log_text()[-1500:]}" for n in self.nodes)
+        raise SimError(f"NATS cluster not ready within {timeout_s:.0f} s\n{logs}")
+
+    def start(self) -> None:
+        for node in self.nodes:
+            self.start_node(node)
+        self.wait_ready()
+
+    def kill_node(self, node: NatsNode) -> None:
+        """SIGKILL one node: its clients see the link die."""
+        if node.process is not None and node.process.poll() is None:
+            node.process.kill()
+            node.process.wait(5)
+        node.process = None
+
+    def stop_node(self, node: NatsNode) -> None:
+        proc, node.process = node.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            self.stop_node(node)
+
+    def reload(self, users_conf: str) -> None:
+        """New permissions: rewrite the configs and SIGHUP every node."""
+        self.users_conf = users_conf
+        for node in self.nodes:
+            if node.running and node.process is not None:
+                (node.workdir / f"{node.name}.conf").write_text(self._config(node))
+                node.process.send_signal(signal.SIGHUP)
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        return [(self.host, n.mqtt_port) for n in self.nodes]
+
+
+def start_nats_cluster(
+    workdir: Path, tls: BrokerTls, users_conf: str, size: int = 3
+) -> NatsCluster:
+    """Start ``size`` nodes on free loopback ports and wait until MQTT is served.
+
+    Raises:
+        SimError: nats-server missing, a node exits, or the cluster never gets ready.
+    """
+    nodes = [
+        NatsNode(f"n{i + 1}", free_port(), free_port(), free_port(), workdir) for i in range(size)
+    ]
+    cluster = NatsCluster(workdir, tls, users_conf, nodes)
+    try:
+        cluster.start()
+    except SimError:
+        cluster.stop()
+        raise
+    return cluster
