@@ -1,10 +1,10 @@
 """Shell: the ``python -m edge`` command line.
 
-    python -m edge run --config FILE           run the daemon
-    python -m edge check-config FILE           print every config problem, exit 2 if any
-    python -m edge policy ...                  list/show/diff/export policy versions
-    python -m edge audit verify|export ...     check or export the audit trail
-    python -m edge subject export|erase ...    the data subject's rights on the device
+python -m edge run --config FILE           run the daemon
+python -m edge check-config FILE           print every config problem, exit 2 if any
+python -m edge policy ...                  list/show/diff/export policy versions
+python -m edge audit verify|export ...     check or export the audit trail
+python -m edge subject export|erase ...    the data subject's rights on the device
 """
 
 from __future__ import annotations

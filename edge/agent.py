@@ -130,7 +130,9 @@ class Agent:
         store, quarantined = open_or_quarantine(state_dir / "outbox.sqlite3", key)
         if quarantined is not None:
             logger.error("outbox store was unreadable; quarantined as %s", quarantined)
-            self._audit(AuditEvent.QUARANTINED, detail=f"outbox store quarantined: {quarantined.name}")
+            self._audit(
+                AuditEvent.QUARANTINED, detail=f"outbox store quarantined: {quarantined.name}"
+            )
         self.outbox = Outbox(store, config.outbox.max_queue_bytes)
         self.session: SessionState
         self.session, first = start(
@@ -153,7 +155,9 @@ class Agent:
 
     def consent_snapshot(self) -> dict[str, str]:
         return {
-            purpose.value: ("granted" if is_granted(self.consent, purpose, self.manifest) else "off")
+            purpose.value: (
+                "granted" if is_granted(self.consent, purpose, self.manifest) else "off"
+            )
             for purpose in self.manifest.consent_purposes()
         }
 
@@ -175,7 +179,7 @@ class Agent:
                 self.handle(event)
             except EdgeError:
                 raise
-            except Exception:  # noqa: BLE001 - the main loop must count, log and go on
+            except Exception:
                 self.counters["internal_errors"] += 1
                 logger.exception("event %s failed; counted, continuing", type(event).__name__)
 
@@ -292,8 +296,12 @@ class Agent:
         if event.refused:
             self.counters["refused_by_broker"] += 1
             self.outbox.count("refused_by_broker")
-            self._audit_item(AuditEvent.REFUSED_BY_BROKER, item, reason_code=event.reason_code,
-                             detail=event.reason)
+            self._audit_item(
+                AuditEvent.REFUSED_BY_BROKER,
+                item,
+                reason_code=event.reason_code,
+                detail=event.reason,
+            )
         else:
             self._audit_item(AuditEvent.ACKED, item, reason_code=event.reason_code)
         self._pump()
@@ -342,8 +350,13 @@ class Agent:
             retain=retain,
         )
 
-    def submit(self, candidate: Candidate, channel: Channel, priority: Priority,
-               extra_counts: Mapping[str, int] | None = None) -> Release | None:
+    def submit(
+        self,
+        candidate: Candidate,
+        channel: Channel,
+        priority: Priority,
+        extra_counts: Mapping[str, int] | None = None,
+    ) -> Release | None:
         """Gate one candidate and queue what it keeps; audit what it removes."""
         decision = self._decide(candidate)
         counts = {f"removed_{reason}": 1 for reason in decision.removed.values()}
@@ -462,7 +475,9 @@ class Agent:
         self._publish_birth_if_connected()
         if command_id or source == "command":
             label = purpose.value if purpose else "all"
-            self._command_result(command_id, True, f"withdrawn: {label}" if changed_any else "already off")
+            self._command_result(
+                command_id, True, f"withdrawn: {label}" if changed_any else "already off"
+            )
 
     def _requeue_inflight_of(self, purpose: Purpose) -> None:
         for mid, item in list(self.inflight.items()):
@@ -488,7 +503,9 @@ class Agent:
                 command.id, False, f"policy {self.manifest.version} discloses no audio collection"
             )
             return
-        self._set_state(AgentState(self.state.policy_version, command.on, self.state.session_counter))
+        self._set_state(
+            AgentState(self.state.policy_version, command.on, self.state.session_counter)
+        )
         if not command.on:
             self._audio_buffer.clear()
         self._audit(AuditEvent.AUDIO_TOGGLED, detail="on" if command.on else "off")
@@ -498,7 +515,8 @@ class Agent:
     def _accept_policy(self, command: AcceptPolicy) -> None:
         if command.version not in list_versions():
             self._command_result(
-                command.id, False,
+                command.id,
+                False,
                 f"unknown policy version {command.version!r} (known: {', '.join(list_versions())})",
             )
             return
@@ -532,7 +550,9 @@ class Agent:
     def _command_result(
         self, command_id: str, ok: bool, reason: str, status: Mapping[str, object] | None = None
     ) -> None:
-        candidate = produce.command_result_candidate(self.clock.now(), command_id, ok, reason, status)
+        candidate = produce.command_result_candidate(
+            self.clock.now(), command_id, ok, reason, status
+        )
         self.submit(candidate, Channel.COMMAND_RESULT, Priority.STATUS)
 
     # -- stop ------------------------------------------------------------------------------
@@ -542,7 +562,9 @@ class Agent:
         if self.session.connected:
             try:
                 payload = self._availability_payload("stopped", self.state.session_counter)
-                self._publish_now(self.topics.of(Channel.AVAILABILITY), payload, Purpose.DEVICE_STATUS)
+                self._publish_now(
+                    self.topics.of(Channel.AVAILABILITY), payload, Purpose.DEVICE_STATUS
+                )
             except TransportError as err:
                 logger.warning("could not publish 'stopped': %s", err)
             self.transport.disconnect()

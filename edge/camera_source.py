@@ -54,7 +54,7 @@ class CameraReader:
         try:
             source = open_source(parse_source(self._config.media.source))
         except InputError as err:
-            logger.error("camera: %s", err)  # noqa: TRY400 - a clear line for the operator
+            logger.error("camera: %s", err)
             return
         clip_len = max(1, round(self._config.media.clip_seconds * self._config.media.clip_fps))
         recent: deque[Frame] = deque(maxlen=clip_len)

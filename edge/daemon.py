@@ -110,7 +110,9 @@ def load_app_key(path: Path) -> Ed25519PublicKey:
     try:
         key = load_pem_public_key(path.read_bytes())
     except FileNotFoundError as err:
-        raise ConfigError([ConfigIssue("policy.app_public_key", f"file not found: {path}")]) from err
+        raise ConfigError(
+            [ConfigIssue("policy.app_public_key", f"file not found: {path}")]
+        ) from err
     except ValueError as err:
         message = f"not a PEM public key: {path}"
         raise ConfigError([ConfigIssue("policy.app_public_key", message)]) from err
@@ -197,5 +199,5 @@ def main(argv: list[str]) -> int:
         _print_issues(err, path)
         return EXIT_CONFIG
     except EdgeError as err:
-        logger.error("agent stopped: %s", err)  # noqa: TRY400 - a clear line, not a trace
+        logger.error("agent stopped: %s", err)
         return 1

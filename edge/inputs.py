@@ -78,5 +78,11 @@ class StatusDue:
 
 
 DeviceInput = (
-    MotionAlarm | AudioCaptured | AiDetected | DiagnosticsSampled | DeviceLogged | ButtonPressed | StatusDue
+    MotionAlarm
+    | AudioCaptured
+    | AiDetected
+    | DiagnosticsSampled
+    | DeviceLogged
+    | ButtonPressed
+    | StatusDue
 )

@@ -28,7 +28,9 @@ class MotionState:
 def _small_gray(frame: Frame) -> NDArray[np.float32]:
     height, width = frame.shape[:2]
     scale = WORK_WIDTH_PX / width
-    small = cv2.resize(frame, (WORK_WIDTH_PX, max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        frame, (WORK_WIDTH_PX, max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+    )
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     return cv2.GaussianBlur(gray, (5, 5), 0).astype(np.float32)
 

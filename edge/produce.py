@@ -99,9 +99,13 @@ def candidates(
         yield from _detection(event, serial)
     elif isinstance(event, DiagnosticsSampled):
         fields: dict[FieldName | str, object] = {FieldName.SERIAL_NUMBER: serial}
-        for key, value in event.values.items():
-            fields[key] = value
-        yield Candidate(Purpose.DIAGNOSTICS, fields, event.at), Channel.DIAGNOSTICS, Priority.DIAGNOSTICS, {}
+        fields.update(event.values)
+        yield (
+            Candidate(Purpose.DIAGNOSTICS, fields, event.at),
+            Channel.DIAGNOSTICS,
+            Priority.DIAGNOSTICS,
+            {},
+        )
     elif isinstance(event, DeviceLogged):
         yield (
             Candidate(
@@ -305,7 +309,9 @@ def release_of(item: OutboxItem) -> Release:
     )
 
 
-def status_release(topic: str, payload: bytes, purpose: Purpose, now: datetime, version: str) -> Release:
+def status_release(
+    topic: str, payload: bytes, purpose: Purpose, now: datetime, version: str
+) -> Release:
     return rehydrate(
         record_id="",
         topic=topic,

@@ -7,6 +7,7 @@ import queue
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import UnionType
 
 import pytest
 
@@ -32,7 +33,9 @@ def _context(pki: Pki, ident: Identity, ca: Path | None = None) -> ssl.SSLContex
     return build_ssl_context(TlsFiles(ca or pki.ca_cert, ident.cert, ident.key))
 
 
-def _next(events: queue.Queue[TransportEvent], kind: type, timeout_s: float = 10.0) -> object:
+def _next(
+    events: queue.Queue[TransportEvent], kind: type | UnionType, timeout_s: float = 10.0
+) -> object:
     while True:
         event = events.get(timeout=timeout_s)
         if isinstance(event, kind):
