@@ -1,0 +1,183 @@
+"""Shell: ``python -m edge policy list | show V | diff A B | export V --json | disclosures-md``.
+
+``show`` is the table a privacy officer reads: what leaves, for what, on which basis, for
+how long, citing the rows; and what is disabled under the version. ``disclosures-md``
+prints the Markdown that ``docs/disclosures.md`` must equal (a test keeps them in sync).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from edge.errors import PolicyError
+from edge.model import Purpose
+from edge.policy.manifest import Clause, Manifest, list_versions, load_manifest
+
+
+def _days(clause: Clause) -> str:
+    if clause.retention is None:
+        return "-"
+    return f"{clause.retention.days} d"
+
+
+def _rows(manifest: Manifest) -> list[tuple[str, str, str, str, str]]:
+    """(purpose, fields, basis, retention, rows) per purpose, in enum order."""
+    out = []
+    for purpose in Purpose:
+        clauses = [c for c in manifest.clauses if c.purpose is purpose]
+        if not clauses:
+            continue
+        fields = ", ".join(sorted({c.field.value for c in clauses}))
+        bases = ", ".join(sorted({c.basis.value for c in clauses}))
+        retention = ", ".join(sorted({_days(c) for c in clauses}))
+        rows = ", ".join(sorted({c.citation.row for c in clauses if c.citation}, key=_row_key))
+        out.append((purpose.value, fields, bases, retention, rows))
+    return out
+
+
+def _row_key(row: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in row if ch.isdigit())
+    return (int(digits) if digits else 0, row)
+
+
+def show_text(manifest: Manifest) -> str:
+    lines = [
+        f"{manifest.version}: {manifest.title}",
+        f"seed: ../shared/seeds/{manifest.seed_file} ({manifest.language})",
+        "",
+        "What may leave the device (everything else is removed on the device):",
+    ]
+    for purpose, fields, basis, retention, rows in _rows(manifest):
+        lines.append(f"  {purpose:<14} basis {basis}, kept at most {retention}, rows {rows}")
+        lines.append(f"  {'':<14} {fields}")
+    lines += ["", "Disabled under this version:"]
+    lines += [f"  {purpose}: {why}" for purpose, why in manifest.disabled_summary().items()]
+    if manifest.discloses_audio() and not manifest.disabled_summary():
+        lines.append("  (none: consent-based purposes stay off until the user grants them)")
+    if not manifest.discloses_audio():
+        lines.append("  audio: no row discloses audio; the microphone is never opened")
+    lines += ["", "Readings of ambiguous text:"]
+    lines += [f"  - {r.topic}: {r.reading}" for r in manifest.readings]
+    return "\n".join(lines) + "\n"
+
+
+def export_json(manifest: Manifest) -> str:
+    return json.dumps(
+        {
+            "version": manifest.version,
+            "seed_file": manifest.seed_file,
+            "language": manifest.language,
+            "digest": manifest.digest,
+            "clauses": [
+                {
+                    "id": c.id,
+                    "purpose": c.purpose.value,
+                    "field": c.field.value,
+                    "basis": c.basis.value,
+                    "retention_days": c.retention.days if c.retention else None,
+                    "row": c.citation.row if c.citation else None,
+                    "quote": c.citation.quote if c.citation else None,
+                }
+                for c in manifest.clauses
+            ],
+            "disabled": manifest.disabled_summary(),
+            "audio": manifest.discloses_audio(),
+            "readings": [{"topic": r.topic, "reading": r.reading} for r in manifest.readings],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def diff_text(a: Manifest, b: Manifest) -> str:
+    pairs_a = {(c.purpose.value, c.field.value): c for c in a.clauses}
+    pairs_b = {(c.purpose.value, c.field.value): c for c in b.clauses}
+    lines = [f"{a.version} -> {b.version}"]
+    lines += [
+        f"  + {k[0]}.{k[1]} ({pairs_b[k].basis.value}, row {_row(pairs_b[k])})"
+        for k in sorted(pairs_b.keys() - pairs_a.keys())
+    ]
+    lines += [
+        f"  - {k[0]}.{k[1]} (was row {_row(pairs_a[k])})"
+        for k in sorted(pairs_a.keys() - pairs_b.keys())
+    ]
+    for key in sorted(pairs_a.keys() & pairs_b.keys()):
+        ca, cb = pairs_a[key], pairs_b[key]
+        if ca.basis is not cb.basis or ca.retention != cb.retention:
+            change = f"{ca.basis.value}/{_days(ca)} -> {cb.basis.value}/{_days(cb)}"
+            lines.append(f"  ~ {key[0]}.{key[1]}: {change}")
+    if len(lines) == 1:
+        lines.append("  (no difference in what may leave)")
+    return "\n".join(lines) + "\n"
+
+
+def _row(clause: Clause) -> str:
+    return clause.citation.row if clause.citation else "-"
+
+
+def disclosures_markdown() -> str:
+    """docs/disclosures.md, generated from the manifests."""
+    out = [
+        "# What may leave the device, per policy version",
+        "",
+        "Generated by `python -m edge policy disclosures-md` from `edge/manifests/`; a test",
+        "keeps this file in sync. Everything not listed for a version is removed on the device.",
+        "Agent metadata (policy version, enabled purposes, counters, command results; no",
+        "personal data) is allowed under every version by the built-in clause",
+        "`agent#transparency`, which is not from any policy text.",
+        "",
+    ]
+    for version in list_versions():
+        manifest = load_manifest(version)
+        out += [
+            f"## {version}",
+            "",
+            f"{manifest.title} (`../shared/seeds/{manifest.seed_file}`)",
+            "",
+        ]
+        out += ["| purpose | fields | basis | retention | rows |", "|---|---|---|---|---|"]
+        out += [f"| {p} | {f} | {b} | {r} | {rows} |" for p, f, b, r, rows in _rows(manifest)]
+        out += ["", "Disabled:", ""]
+        out += [f"- `{p}`: {why}" for p, why in manifest.disabled_summary().items()]
+        if not manifest.discloses_audio():
+            out.append("- audio: no row discloses audio; the microphone is never opened")
+        out += ["", "Readings:", ""]
+        out += [f"- **{r.topic}**: {r.reading}" for r in manifest.readings]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge policy")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the policy versions")
+    p = sub.add_parser("show", help="what may leave under a version")
+    p.add_argument("version")
+    p = sub.add_parser("diff", help="what changes from version A to version B")
+    p.add_argument("a")
+    p.add_argument("b")
+    p = sub.add_parser("export", help="a version's manifest as JSON")
+    p.add_argument("version")
+    p.add_argument("--json", action="store_true", required=True)
+    sub.add_parser("disclosures-md", help="print docs/disclosures.md")
+    args = parser.parse_args(list(argv))
+    try:
+        if args.command == "list":
+            for version in list_versions():
+                manifest = load_manifest(version)
+                print(f"{version}  {manifest.language:8}  {manifest.title}")
+        elif args.command == "show":
+            print(show_text(load_manifest(args.version)), end="")
+        elif args.command == "diff":
+            print(diff_text(load_manifest(args.a), load_manifest(args.b)), end="")
+        elif args.command == "export":
+            print(export_json(load_manifest(args.version)))
+        elif args.command == "disclosures-md":
+            print(disclosures_markdown(), end="")
+    except PolicyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
