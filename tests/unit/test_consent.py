@@ -49,7 +49,7 @@ def _receipt(**overrides: object) -> dict[str, object]:
 
 def _grant(
     receipt: dict[str, object], state: ConsentState | None = None, key: Ed25519PrivateKey = APP
-):
+) -> GrantResult:
     return grant(
         state or ConsentState(), parse_receipt(receipt), key.public_key(), "SN0001", V2023, NOW, DAY
     )
