@@ -1,0 +1,333 @@
+"""Shell: the outbox's durable store: SQLite in WAL mode, payloads encrypted at rest.
+
+Format (``PRAGMA user_version = 1``)::
+
+    items(seq INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT UNIQUE, purpose TEXT,
+          priority INTEGER, created_at TEXT, expires_at REAL NULL (Unix time),
+          size INTEGER, inflight INTEGER, qos INTEGER, retain INTEGER,
+          policy_version TEXT, clause TEXT, sealed BLOB)
+    counters(name TEXT PRIMARY KEY, value INTEGER)
+
+``sealed`` is AES-256-GCM (``cryptography``) of ``len(topic) || topic || payload`` with a
+random 96-bit nonce prepended and the ``record_id`` as associated data, so a row cannot
+be swapped with another or edited without detection. What the rules need for ordering
+(priority, sequence, times, purpose, size) stays in clear. Snapshots sit on an SD card
+that can be pulled: without the key file (mode 0600, elsewhere in the state folder, or on
+secure storage) the queue is unreadable.
+
+Durability: one transaction per ``Change``; ``synchronous=FULL`` by default, so a commit
+survives a power cut (the WAL is fsynced at each commit); ``NORMAL`` is faster and still
+safe against a process crash (kill -9), losing at most the last commits on power loss.
+A store that cannot be opened or decrypted raises ``StoreError``; ``open_or_quarantine``
+renames such a file aside (never deletes it) and starts an empty one.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from edge.errors import StoreError
+from edge.model import Priority, Purpose
+from edge.outbox import Change, ItemMeta, OutboxItem
+
+SCHEMA_VERSION = 1
+NONCE_BYTES = 12
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL UNIQUE,
+    purpose TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at REAL,
+    size INTEGER NOT NULL,
+    inflight INTEGER NOT NULL DEFAULT 0,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    policy_version TEXT NOT NULL,
+    clause TEXT NOT NULL,
+    sealed BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_order ON items(inflight, priority, seq);
+CREATE INDEX IF NOT EXISTS items_expiry ON items(expires_at);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_META_COLUMNS = (
+    "record_id, purpose, priority, seq, size, inflight, expires_at, policy_version, clause"
+)
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def _from_ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+class SqliteOutboxStore:
+    """``OutboxStore`` on SQLite. Not thread-safe: the agent's main loop owns it."""
+
+    def __init__(self, path: Path, key: bytes, synchronous: str = "FULL") -> None:
+        if len(key) != 32:
+            raise StoreError("outbox key must be 32 bytes (AES-256)")
+        if synchronous not in {"FULL", "NORMAL"}:
+            raise StoreError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path = path
+        self._aead = AESGCM(key)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version not in (0, SCHEMA_VERSION):
+                raise StoreError(
+                    f"{path}: outbox schema version {version}, expected {SCHEMA_VERSION}"
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise StoreError(f"{path}: integrity check failed: {check}")
+            self._verify_key()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{path}: not a readable outbox store: {err}") from err
+        os.chmod(path, 0o600)
+
+    def _verify_key(self) -> None:
+        row = self._db.execute("SELECT record_id, sealed FROM items LIMIT 1").fetchone()
+        if row is not None:
+            self._open(row[0], row[1])
+
+    # -- encryption --------------------------------------------------------------
+
+    def _seal(self, item: OutboxItem) -> bytes:
+        topic = item.topic.encode()
+        nonce = os.urandom(NONCE_BYTES)
+        plain = struct.pack(">H", len(topic)) + topic + item.payload
+        return nonce + self._aead.encrypt(nonce, plain, item.record_id.encode())
+
+    def _open(self, record_id: str, sealed: bytes) -> tuple[str, bytes]:
+        try:
+            plain = self._aead.decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], record_id.encode()
+            )
+        except InvalidTag as err:
+            raise StoreError(
+                f"{self.path}: a queued item does not decrypt (wrong key file, or the store was "
+                "tampered with)"
+            ) from err
+        (length,) = struct.unpack(">H", plain[:2])
+        return plain[2 : 2 + length].decode(), plain[2 + length :]
+
+    # -- the protocol ---------------------------------------------------------------
+
+    def commit(self, change: Change) -> None:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if change.requeue_all:
+                db.execute("UPDATE items SET inflight = 0 WHERE inflight = 1")
+            if change.delete:
+                db.executemany(
+                    "DELETE FROM items WHERE record_id = ?", [(r,) for r in change.delete]
+                )
+            if change.insert:
+                db.executemany(
+                    "INSERT OR IGNORE INTO items (record_id, purpose, priority, created_at, "
+                    "expires_at, size, qos, retain, policy_version, clause, sealed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            i.record_id,
+                            i.purpose.value,
+                            int(i.priority),
+                            i.created_at.isoformat(),
+                            _ts(i.expires_at),
+                            i.size,
+                            i.qos,
+                            int(i.retain),
+                            i.policy_version,
+                            i.clause,
+                            self._seal(i),
+                        )
+                        for i in change.insert
+                    ],
+                )
+            if change.mark_inflight:
+                db.executemany(
+                    "UPDATE items SET inflight = 1 WHERE record_id = ?",
+                    [(r,) for r in change.mark_inflight],
+                )
+            if change.count:
+                db.executemany(
+                    "INSERT INTO counters (name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    list(change.count.items()),
+                )
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot write the outbox: {err}") from err
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        rows = self._query(
+            "SELECT record_id, purpose, priority, created_at, expires_at, qos, retain, "
+            "policy_version, clause, seq, sealed FROM items WHERE inflight = 0 "
+            "ORDER BY priority, seq LIMIT ?",
+            (limit,),
+        )
+        items = []
+        for (
+            record_id,
+            purpose,
+            priority,
+            created,
+            expires,
+            qos,
+            retain,
+            version,
+            clause,
+            seq,
+            sealed,
+        ) in rows:
+            topic, payload = self._open(record_id, sealed)
+            items.append(
+                OutboxItem(
+                    record_id,
+                    topic,
+                    payload,
+                    qos,
+                    bool(retain),
+                    Purpose(purpose),
+                    Priority(priority),
+                    datetime.fromisoformat(created),
+                    _from_ts(expires),
+                    version,
+                    clause,
+                    seq,
+                )
+            )
+        return items
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        try:
+            return list(self._db.execute(sql, args))
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: cannot read the outbox: {err}") from err
+
+    def _metas(self, where: str, args: tuple[object, ...] = ()) -> list[ItemMeta]:
+        rows = self._query(f"SELECT {_META_COLUMNS}, sealed FROM items {where}", args)  # noqa: S608 - fixed SQL fragments
+        metas = []
+        for (
+            record_id,
+            purpose,
+            priority,
+            seq,
+            size,
+            inflight,
+            expires,
+            version,
+            clause,
+            sealed,
+        ) in rows:
+            topic, _ = self._open(record_id, sealed)
+            metas.append(
+                ItemMeta(
+                    record_id,
+                    topic,
+                    Purpose(purpose),
+                    Priority(priority),
+                    seq,
+                    size,
+                    bool(inflight),
+                    _from_ts(expires),
+                    version,
+                    clause,
+                )
+            )
+        return metas
+
+    def meta(self, record_ids: Iterable[str] | None = None) -> list[ItemMeta]:
+        if record_ids is None:
+            return self._metas("ORDER BY seq")
+        wanted = list(record_ids)
+        found: list[ItemMeta] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += self._metas(f"WHERE record_id IN ({marks})", tuple(chunk))
+        return found
+
+    def expired(self, now: datetime) -> list[ItemMeta]:
+        return self._metas(
+            "WHERE expires_at IS NOT NULL AND expires_at <= ? AND inflight = 0", (now.timestamp(),)
+        )
+
+    def eviction_candidates(self, below_priority: Priority) -> list[ItemMeta]:
+        return self._metas(
+            "WHERE inflight = 0 AND priority > ? ORDER BY priority DESC, seq",
+            (int(below_priority),),
+        )
+
+    def of_purpose(self, purpose: Purpose) -> list[ItemMeta]:
+        return self._metas("WHERE purpose = ? ORDER BY seq", (purpose.value,))
+
+    def total_bytes(self) -> int:
+        return int(self._query("SELECT COALESCE(SUM(size), 0) FROM items")[0][0])
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM items")[0][0])
+
+    def counters(self) -> dict[str, int]:
+        return {str(n): int(v) for n, v in self._query("SELECT name, value FROM counters")}
+
+    def close(self) -> None:
+        self._db.close()
+
+    def disk_bytes(self) -> int:
+        """Bytes of the database and its WAL on disk (for the benchmark)."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            candidate = Path(f"{self.path}{suffix}")
+            if candidate.exists():
+                total += candidate.stat().st_size
+        return total
+
+
+def quarantine(path: Path, now: datetime) -> Path:
+    """Move an unreadable store (and its WAL) aside; never delete it."""
+    target = path.with_name(f"{path.name}.corrupt-{now:%Y%m%dT%H%M%S}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{target}{suffix}"))
+    return target
+
+
+def open_or_quarantine(
+    path: Path, key: bytes, synchronous: str = "FULL"
+) -> tuple[SqliteOutboxStore, Path | None]:
+    """Open the store; if it is unreadable, quarantine it and open a fresh one.
+
+    Returns the store and the quarantined path (None when nothing was wrong), so the
+    caller logs, counts and audits the event.
+    """
+    try:
+        return SqliteOutboxStore(path, key, synchronous), None
+    except StoreError:
+        moved = quarantine(path, datetime.now(UTC))
+        return SqliteOutboxStore(path, key, synchronous), moved
