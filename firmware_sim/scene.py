@@ -153,7 +153,7 @@ def render_street(
     if night:
         gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         gray = cv2.convertScaleAbs(gray, alpha=0.55, beta=10)
-        img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+        img = np.asarray(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     return RenderedFrame(np.asarray(img, dtype=np.uint8), tuple(boxes), tuple(texts))
 
 
