@@ -3,15 +3,18 @@ and the transport meet. It is the only place threads meet (one queue, one consum
 
 Theory of operation. Everything that happens arrives on one ``queue.Queue``: device
 inputs (camera, microphone, AI chip, button), transport events (connected, PUBACK,
-command received) and ticks. The loop handles one event at a time:
+command received) and ticks. The loop takes what is there (up to ``BATCH``), handles it,
+then commits: new items are queued in one outbox transaction, PUBACKs are acknowledged
+in one, the audit trail is fsynced once, and the outbox is pumped. So each state change
+is durable before anything depending on it happens, and bursts cost one fsync, not N.
 
-1. A device input becomes candidate messages (``edge.produce``), each goes through the
-   policy gate (``decide``) with the accepted manifest, the consent state and the audio
-   toggle *as they are now*; what the gate keeps becomes a ``Release``, which is queued
-   in the durable, encrypted outbox; what it removes is audited. Nothing else can send.
-2. When connected, the outbox is pumped: up to ``max_inflight`` items are handed to the
-   transport; an item is deleted only on its PUBACK (a refusal code is audited and the
-   item dropped, counted). On connection loss in-flight items return to pending.
+1. A device input becomes candidate messages (``edge.produce``), each decided by the
+   policy gate with the accepted manifest, the consent state and the audio toggle *as
+   they are now*; what the gate keeps becomes a ``Release`` in the durable, encrypted
+   outbox; what it removes is audited. Clips are inspected before they are queued.
+2. When connected, up to ``max_inflight`` items are handed to the transport; an item is
+   deleted only on its PUBACK (a refusal code drops it, counted and audited). On
+   connection loss in-flight items return to pending.
 3. Commands (consent grant/withdraw, audio, policy version, status) are parsed at the
    boundary and answered on ``cmd/result``. A withdrawal purges that purpose's unsent
    items and clears its retained topics before the next message leaves.
@@ -19,6 +22,7 @@ command received) and ticks. The loop handles one event at a time:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import random
@@ -26,8 +30,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import __version__, produce
 from edge.audit import AuditEvent
@@ -45,26 +50,25 @@ from edge.commands import (
 from edge.config import AgentConfig
 from edge.crypto import load_or_create_key
 from edge.errors import EdgeError, InputError, PolicyError, TransportError
-from edge.inputs import (
-    AudioCaptured,
-    ButtonPressed,
-    DeviceInput,
-)
+from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput
+from edge.media.clip import check_outgoing_clip, strip_audio
 from edge.model import Priority, Purpose
-from edge.outbox import Dropped, Outbox, OutboxItem
+from edge.outbox import Dropped, DropReason, Outbox, OutboxItem
 from edge.policy import audio as audio_policy
-from edge.policy.consent import ConsentState, grant, is_granted, switch_version, withdraw
+from edge.policy.catalogue import FieldName
+from edge.policy.consent import ConsentState, grant, snapshot, switch_version, withdraw
 from edge.policy.consent_file import load_consent, save_consent
 from edge.policy.gate import Candidate, Decision, decide
 from edge.policy.manifest import Manifest, list_versions, load_manifest
 from edge.policy.receipts import parse_receipt
-from edge.release import Release, clear_retained, rehydrate, release
+from edge.release import Release, clear_retained, release
 from edge.session import (
     Connect,
     ConnectFailed,
     ConnectionLost,
     ConnectSucceeded,
     MessageReceived,
+    Protocol,
     PublishAcked,
     SessionConfig,
     SessionState,
@@ -77,10 +81,14 @@ from edge.session import (
 )
 from edge.state_file import AgentState, load_agent_state, save_agent_state
 from edge.store import open_or_quarantine
-from edge.topics import RETAINED_BY_PURPOSE, Channel, Topics
+from edge.topics import RETAINED_BY_PURPOSE, RETAINED_CHANNELS, Channel, Topics
 from edge.transport import MqttTransport, Will
 
 logger = logging.getLogger(__name__)
+
+BATCH = 256
+EXPIRE_EVERY_S = 5.0
+COUNTERS_EVERY_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,23 +105,28 @@ class Stop:
 
 AgentEvent = TransportEvent | DeviceInput | Tick | Stop
 
-TransportFactory = Callable[[str, "queue.Queue[AgentEvent]"], MqttTransport]
+TransportFactory = Callable[[str, "queue.Queue[TransportEvent]"], MqttTransport]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class Agent:
-    """One device's agent. Build it, call ``run()`` (blocking) or drive ``handle()``."""
+    """One device's agent. Build it, then ``run()`` (blocking) or ``step()`` by hand."""
 
     def __init__(
         self,
         config: AgentConfig,
         clock: Clock,
         transport_factory: TransportFactory,
-        app_public_key: object | None = None,
+        app_public_key: Ed25519PublicKey | None = None,
         rng: random.Random | None = None,
+        synchronous: str = "FULL",
     ) -> None:
         self.config = config
         self.clock = clock
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self.events: queue.Queue[AgentEvent] = queue.Queue()
         self.topics = Topics(config.device.serial, config.broker.topic_prefix)
         self.counters: Counter[str] = Counter()
@@ -125,56 +138,67 @@ class Agent:
         self.manifest: Manifest = load_manifest(self.state.policy_version)
         self.consent: ConsentState = load_consent(self._consent_path)
         self.app_public_key = app_public_key
-        self.audit = AuditLog(state_dir / "audit.jsonl")
+        self.audit = AuditLog(state_dir / "audit.jsonl", fsync_every=1 << 30)
         key = load_or_create_key(config.outbox_key_file)
-        store, quarantined = open_or_quarantine(state_dir / "outbox.sqlite3", key)
+        store, quarantined = open_or_quarantine(state_dir / "outbox.sqlite3", key, synchronous)
+        self.outbox = Outbox(store, config.outbox.max_queue_bytes)
         if quarantined is not None:
-            logger.error("outbox store was unreadable; quarantined as %s", quarantined)
+            logger.error("outbox store was unreadable; quarantined as %s", quarantined.name)
             self._audit(
                 AuditEvent.QUARANTINED, detail=f"outbox store quarantined: {quarantined.name}"
             )
-        self.outbox = Outbox(store, config.outbox.max_queue_bytes)
         self.session: SessionState
-        self.session, first = start(
+        self.session, self._first_connect = start(
             SessionConfig(
                 config.broker.endpoints, config.broker.backoff_base_s, config.broker.backoff_max_s
             )
         )
-        self._first_connect = first
         self.transport = transport_factory(config.device.serial, self.events)  # type: ignore[arg-type]
         self.inflight: dict[int, OutboxItem] = {}
         self.stopped = False
-        self._audio_buffer: list[AudioCaptured] = []
+        self._audio: list[AudioCaptured] = []
+        self._to_queue: list[Release] = []
+        self._acked: list[tuple[OutboxItem, PublishAcked]] = []
+        self._last_expire = clock.monotonic()
+        self._last_counters = clock.monotonic()
+        self._audit(
+            AuditEvent.STARTED, detail=f"agent {__version__}, policy {self.manifest.version}"
+        )
 
-    # -- state queries -------------------------------------------------------------
+    # -- queries -----------------------------------------------------------------------
 
     @property
     def audio_on(self) -> bool:
-        """The audio toggle as the capture side must obey it (rule 5 of design.md)."""
+        """The audio toggle as the capture side must obey it (design.md rule 5)."""
         return audio_policy.may_open_microphone(self.manifest, self.state.audio_on)
 
     def consent_snapshot(self) -> dict[str, str]:
-        return {
-            purpose.value: (
-                "granted" if is_granted(self.consent, purpose, self.manifest) else "off"
-            )
-            for purpose in self.manifest.consent_purposes()
-        }
+        return snapshot(self.consent, self.manifest)
 
-    # -- the loop ------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the first connection (the outcome arrives as an event)."""
+        self._connect(self._first_connect)
 
     def run(self, tick_s: float = 1.0) -> None:
         """Connect and handle events until a ``Stop`` arrives."""
-        self._connect(self._first_connect)
-        last_tick = self.clock.monotonic()
+        self.start()
         while not self.stopped:
+            self.step(tick_s)
+
+    def step(self, wait_s: float) -> int:
+        """Wait up to ``wait_s`` for events, handle all that are there, commit. Returns how many."""
+        try:
+            batch: list[AgentEvent] = [self.events.get(timeout=wait_s)]
+        except queue.Empty:
+            batch = []
+        while len(batch) < BATCH:
             try:
-                event = self.events.get(timeout=tick_s)
+                batch.append(self.events.get_nowait())
             except queue.Empty:
-                event = Tick(self.clock.now())
-            if self.clock.monotonic() - last_tick >= tick_s and not isinstance(event, Tick):
-                self.handle(Tick(self.clock.now()))
-                last_tick = self.clock.monotonic()
+                break
+        for event in batch:
             try:
                 self.handle(event)
             except EdgeError:
@@ -182,10 +206,35 @@ class Agent:
             except Exception:
                 self.counters["internal_errors"] += 1
                 logger.exception("event %s failed; counted, continuing", type(event).__name__)
+        if not self.stopped:
+            self._housekeeping()
+            self.commit()
+        return len(batch)
+
+    def commit(self) -> None:
+        """Make the batch durable: queue new items, acknowledge PUBACKs, fsync, pump."""
+        if self._to_queue:
+            releases, self._to_queue = self._to_queue, []
+            drops = self.outbox.enqueue_many([produce.outbox_item(r) for r in releases])
+            self._record_drops(drops)
+        if self._acked:
+            acked, self._acked = self._acked, []
+            self.outbox.ack([item.record_id for item, _ in acked])
+            for item, ack in acked:
+                event = (
+                    AuditEvent.ACKED
+                    if self.transport.protocol is Protocol.MQTT5
+                    else AuditEvent.UNCONFIRMED
+                )
+                self._audit_item(event, item, reason_code=ack.reason_code)
+        self.audit.sync()
+        self._pump()
 
     def handle(self, event: AgentEvent) -> None:
-        """Handle one event (tests drive the agent through this)."""
-        if isinstance(event, ConnectSucceeded):
+        """Handle one event (no commit: ``step`` commits after each batch)."""
+        if isinstance(event, PublishAcked):
+            self._on_puback(event)
+        elif isinstance(event, ConnectSucceeded):
             self._on_connected(event)
         elif isinstance(event, ConnectFailed):
             logger.warning("connect to %s failed: %s", event.endpoint, event.reason)
@@ -198,35 +247,45 @@ class Agent:
             self._requeue_inflight()
             self.session, command = on_connection_lost(self.session, event, self.rng.random())
             self._connect(command)
-        elif isinstance(event, PublishAcked):
-            self._on_puback(event)
         elif isinstance(event, MessageReceived):
             self._on_message(event)
         elif isinstance(event, Subscribed):
             if not event.granted:
                 logger.error("command subscription refused: %s", event.reason_codes)
         elif isinstance(event, Tick):
-            self._on_tick(event.at)
+            pass  # housekeeping runs after every batch
         elif isinstance(event, Stop):
             self._stop()
         else:
             self._on_device_input(event)
 
-    # -- connection ----------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        mono = self.clock.monotonic()
+        if mono - self._last_expire >= EXPIRE_EVERY_S:
+            self._last_expire = mono
+            self._record_drops(self.outbox.expire(self.clock.now()))
+        if mono - self._last_counters >= COUNTERS_EVERY_S:
+            self._last_counters = mono
+            self.report_counters()
+
+    # -- connection --------------------------------------------------------------------
 
     def _connect(self, command: Connect) -> None:
         counter = self.state.session_counter + 1
         self._set_state(AgentState(self.state.policy_version, self.state.audio_on, counter))
-        will_payload = self._availability_payload("offline", counter)
-        self.transport.connect(command, Will(self.topics.of(Channel.AVAILABILITY), will_payload))
+        will = Will(self.topics.of(Channel.AVAILABILITY), self._availability("offline", counter)[0])
+        self.transport.connect(command, will)
 
-    def _availability_payload(self, state: str, session: int) -> bytes:
+    def _availability(self, state: str, session: int) -> tuple[bytes, str]:
         """Availability goes through the gate too (row 6: online/offline status)."""
         decision = self._decide(
-            Candidate(Purpose.DEVICE_STATUS, {"online_status": state}, self.clock.now())
+            Candidate(Purpose.DEVICE_STATUS, {FieldName.ONLINE_STATUS: state}, self.clock.now())
         )
-        kept = decision.kept.get(produce.field("online_status"))
-        return produce.availability_payload(kept if isinstance(kept, str) else "unknown", session)
+        kept = decision.kept.get(FieldName.ONLINE_STATUS)
+        clause = decision.clauses.get(FieldName.ONLINE_STATUS, "denied")
+        return produce.availability_payload(
+            kept if isinstance(kept, str) else "unknown", session
+        ), clause
 
     def _on_connected(self, event: ConnectSucceeded) -> None:
         self.session = on_connected(self.session, event)
@@ -234,25 +293,30 @@ class Agent:
         self._audit(AuditEvent.CONNECTED, detail=f"{event.endpoint} MQTT {event.protocol.value}")
         try:
             self.transport.subscribe(self.topics.of(Channel.COMMAND), qos=1)
-            payload = self._availability_payload("online", self.state.session_counter)
-            self._publish_now(self.topics.of(Channel.AVAILABILITY), payload, Purpose.DEVICE_STATUS)
+            payload, clause = self._availability("online", self.state.session_counter)
+            self._publish_direct(self.topics.of(Channel.AVAILABILITY), payload, clause)
             self._publish_birth()
         except TransportError as err:
-            logger.warning("connection went away during the birth: %s", err)
-            return
-        self._pump()
+            logger.warning("the connection went away during the birth: %s", err)
 
-    def _publish_now(self, topic: str, payload: bytes, purpose: Purpose) -> None:
-        """Retained status messages that must not be queued across sessions."""
-        now = self.clock.now()
-        item = produce.status_release(topic, payload, purpose, now, self.manifest.version)
-        mid = self.transport.publish(item.topic, item.payload, qos=1, retain=True)
-        self._audit_release(AuditEvent.SENT, item, mid=mid)
+    def _publish_direct(self, topic: str, payload: bytes, clause: str) -> None:
+        """Retained status: sent at once on each connection, never queued across sessions."""
+        mid = self.transport.publish(topic, payload, qos=1, retain=True)
+        self.audit.append(
+            AuditEvent.SENT,
+            self.clock.now().isoformat(),
+            topic=topic,
+            payload_sha256=sha256(payload),
+            size=len(payload),
+            qos=1,
+            policy_version=self.manifest.version,
+            clause=clause,
+            detail=f"retained, mid {mid}",
+        )
 
     def _publish_birth(self) -> None:
-        now = self.clock.now()
         candidate = produce.birth_candidate(
-            now,
+            self.clock.now(),
             self.manifest,
             self.consent_snapshot(),
             self.audio_on,
@@ -261,12 +325,17 @@ class Agent:
             self.state.session_counter,
             self.topics,
         )
-        decision = self._decide(candidate)
-        item = self._release(decision, Channel.BIRTH, Priority.STATUS, retain=True)
-        mid = self.transport.publish(item.topic, item.payload, qos=1, retain=True)
-        self._audit_release(AuditEvent.SENT, item, mid=mid)
+        item = self._release(self._decide(candidate), Channel.BIRTH, Priority.STATUS, retain=True)
+        self._publish_direct(item.topic, item.payload, item.clause)
 
-    # -- outbox ----------------------------------------------------------------------
+    def _publish_birth_if_connected(self) -> None:
+        if self.session.connected:
+            try:
+                self._publish_birth()
+            except TransportError as err:
+                logger.warning("birth not published: %s", err)
+
+    # -- outbox ------------------------------------------------------------------------
 
     def _pump(self) -> None:
         if not self.session.connected:
@@ -274,64 +343,74 @@ class Agent:
         room = self.config.broker.max_inflight - len(self.inflight)
         if room <= 0:
             return
-        batch, dropped = self.outbox.next_batch(self.clock.now(), room)
-        self._record_drops(dropped)
-        sent: list[tuple[str, int]] = []
-        for item in batch:
+        batch, drops = self.outbox.next_batch(self.clock.now(), room)
+        self._record_drops(drops)
+        for position, item in enumerate(batch):
             try:
                 mid = self.transport.publish(item.topic, item.payload, item.qos, item.retain)
             except TransportError as err:
-                logger.warning("publish failed, item stays queued: %s", err)
-                break
+                logger.warning(
+                    "publish failed, %d item(s) stay queued: %s", len(batch) - position, err
+                )
+                self.outbox.requeue_inflight()
+                self.inflight.clear()
+                return
             self.inflight[mid] = item
-            sent.append((item.record_id, mid))
-        if sent:
-            self.outbox.mark_inflight_many(sent)
 
     def _on_puback(self, event: PublishAcked) -> None:
         item = self.inflight.pop(event.mid, None)
         if item is None:
-            return  # a direct (status/birth) publish, already audited
-        self.outbox.ack_many([item.record_id])
+            return  # a direct (status/birth) publish, or an item purged meanwhile
         if event.refused:
             self.counters["refused_by_broker"] += 1
-            self.outbox.count("refused_by_broker")
-            self._audit_item(
-                AuditEvent.REFUSED_BY_BROKER,
-                item,
-                reason_code=event.reason_code,
-                detail=event.reason,
-            )
+            for drop in self.outbox.refused([item.record_id]):
+                self._audit_item(
+                    AuditEvent.REFUSED_BY_BROKER,
+                    item,
+                    reason_code=event.reason_code,
+                    detail=event.reason,
+                )
+                del drop
         else:
-            self._audit_item(AuditEvent.ACKED, item, reason_code=event.reason_code)
-        self._pump()
+            self._acked.append((item, event))
 
     def _requeue_inflight(self) -> None:
         self.inflight.clear()
         self.outbox.requeue_inflight()
 
-    def _record_drops(self, dropped: list[Dropped]) -> None:
-        for drop in dropped:
-            self.counters[f"dropped_{drop.reason}"] += 1
+    def _record_drops(self, drops: list[Dropped]) -> None:
+        for drop in drops:
+            self.counters[f"dropped_{drop.reason.value}"] += 1
+            event = {
+                DropReason.EXPIRED: AuditEvent.EXPIRED,
+                DropReason.PURGED: AuditEvent.PURGED,
+                DropReason.REFUSED_BY_BROKER: AuditEvent.REFUSED_BY_BROKER,
+            }.get(drop.reason, AuditEvent.DROPPED)
             self.audit.append(
-                event=AuditEvent.EXPIRED if drop.reason == "expired" else AuditEvent.DROPPED,
-                time=self.clock.now().isoformat(),
+                event,
+                self.clock.now().isoformat(),
                 topic=drop.topic,
                 size=drop.size,
                 record_id=drop.record_id,
                 policy_version=drop.policy_version,
                 clause=drop.clause,
-                detail=str(drop.reason),
+                detail=drop.reason.value,
             )
 
-    def _on_tick(self, now: datetime) -> None:
-        self._record_drops(self.outbox.expire(now))
-        self._pump()
+    def report_counters(self) -> None:
+        """Drops by reason are telemetry too (style guide §4.6): queue them."""
+        counts = {**self.outbox.counters(), **{k: v for k, v in self.counters.items() if v}}
+        candidate = Candidate(Purpose.AGENT, {FieldName.DROP_COUNTERS: counts}, self.clock.now())
+        self.submit(candidate, Channel.COUNTERS, Priority.DIAGNOSTICS)
 
     # -- the gate ----------------------------------------------------------------------
 
     def _decide(self, candidate: Candidate) -> Decision:
-        return decide(candidate, self.manifest, self.consent, self.audio_on, self.clock.now())
+        decision = decide(candidate, self.manifest, self.consent, self.audio_on, self.clock.now())
+        if decision.failure:
+            self.counters["gate_failures"] += 1
+            logger.error("policy evaluation failed; nothing leaves: %s", decision.failure)
+        return decision
 
     def _release(
         self, decision: Decision, channel: Channel, priority: Priority, retain: bool = False
@@ -355,56 +434,102 @@ class Agent:
         candidate: Candidate,
         channel: Channel,
         priority: Priority,
-        extra_counts: Mapping[str, int] | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> Release | None:
-        """Gate one candidate and queue what it keeps; audit what it removes."""
+        """Gate one candidate; queue what it keeps (at the next commit); audit the rest."""
         decision = self._decide(candidate)
-        counts = {f"removed_{reason}": 1 for reason in decision.removed.values()}
+        audit_counts = {f"removed_{reason.value}": 0 for reason in decision.removed.values()}
         for reason in decision.removed.values():
-            self.counters[f"removed_{reason}"] += 1
-        if extra_counts:
-            counts.update(extra_counts)
+            audit_counts[f"removed_{reason.value}"] += 1
+            self.counters[f"removed_{reason.value}"] += 1
+        audit_counts.update(counts or {})
+        if decision.allowed:
+            decision = self._check_media(decision, audit_counts)
         if not decision.allowed:
             self.counters["denied"] += 1
             self._audit(
                 AuditEvent.DENIED,
                 topic=self.topics.of(channel),
-                counts=counts,
-                detail=f"{candidate.purpose.value}: nothing left after the gate",
+                counts=audit_counts,
+                detail=f"{candidate.purpose.value}: nothing may leave",
             )
             return None
-        item = self._release(decision, channel, priority)
-        dropped = self.outbox.enqueue(produce.outbox_item(item))
-        self._audit_release(AuditEvent.QUEUED, item, counts=counts)
-        self._record_drops(dropped)
-        self._pump()
+        item = self._release(decision, channel, priority, retain=channel in RETAINED_CHANNELS)
+        self._to_queue.append(item)
+        self._audit_release(AuditEvent.QUEUED, item, counts=audit_counts)
         return item
 
-    # -- device inputs -------------------------------------------------------------------
+    def _check_media(self, decision: Decision, counts: dict[str, int]) -> Decision:
+        """Every outgoing clip is inspected; one with audio it may not carry is stripped,
+        and refused if it still does not pass (fail closed)."""
+        clip = decision.kept.get(FieldName.EVENT_CLIP)
+        if not isinstance(clip, bytes):
+            return decision
+        audio_allowed = FieldName.AUDIO_TRACK in decision.kept
+        verdict = check_outgoing_clip(clip, audio_allowed)
+        if (
+            not verdict.ok
+            and verdict.info is not None
+            and verdict.info.audio_streams
+            and not audio_allowed
+        ):
+            counts["audio_tracks_stripped"] = 1
+            self.counters["audio_tracks_stripped"] += 1
+            try:
+                clip = strip_audio(clip)
+            except InputError as err:
+                verdict = verdict.__class__(False, str(err), None)
+            else:
+                verdict = check_outgoing_clip(clip, audio_allowed)
+        if not verdict.ok:
+            counts["clips_refused"] = 1
+            self.counters["clips_refused"] += 1
+            logger.warning("clip refused: %s", verdict.reason)
+            return Decision(
+                decision.purpose,
+                {},
+                {},
+                decision.removed,
+                decision.policy_version,
+                decision.manifest_digest,
+            )
+        kept = dict(decision.kept)
+        kept[FieldName.EVENT_CLIP] = clip
+        return Decision(
+            decision.purpose,
+            kept,
+            decision.clauses,
+            decision.removed,
+            decision.policy_version,
+            decision.manifest_digest,
+            decision.retention,
+        )
+
+    # -- device inputs -----------------------------------------------------------------
 
     def _on_device_input(self, event: DeviceInput) -> None:
         if isinstance(event, ButtonPressed):
-            self._withdraw(None, source="device button", command_id="")
+            self._withdraw(None, source="device button", command_id=None)
             return
         if isinstance(event, AudioCaptured):
             if not self.audio_on:
-                # The capture side must not even produce these; if it does, drop and count.
+                # The capture side must not even produce these; if it does, discard and count.
                 self.counters["audio_refused_at_source"] += 1
-                self._audit(AuditEvent.DENIED, detail="audio samples while audio is off: discarded")
+                self._audit(
+                    AuditEvent.DENIED, detail="microphone samples while audio is off: discarded"
+                )
                 return
-            self._audio_buffer.append(event)
-            self._audio_buffer = self._audio_buffer[-64:]
+            self._audio = [*self._audio[-15:], event]
             return
+        audio, self._audio = (self._audio, []) if self.audio_on else ([], [])
         for candidate, channel, priority, counts in produce.candidates(
-            event, self.config, self._take_audio(), self.audio_on, self.clock.monotonic
+            event, self.config, audio, self.audio_on, self.clock.monotonic
         ):
-            self.submit(candidate, channel, priority, counts)
             for name, value in counts.items():
                 self.counters[name] += value
-
-    def _take_audio(self) -> list[AudioCaptured]:
-        taken, self._audio_buffer = self._audio_buffer, []
-        return taken
+            if any(name.startswith("anonymiser_fallback") for name in counts):
+                self._audit(AuditEvent.FALLBACK, topic=self.topics.of(channel), counts=counts)
+            self.submit(candidate, channel, priority, counts)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -412,6 +537,7 @@ class Agent:
         if event.topic != self.topics.of(Channel.COMMAND):
             return
         command = parse_command(event.payload)
+        self._audit(AuditEvent.COMMAND, size=len(event.payload), detail=type(command).__name__)
         if isinstance(command, Refused):
             self._command_result(command.id, False, command.reason)
         elif isinstance(command, GrantConsent):
@@ -423,15 +549,16 @@ class Agent:
         elif isinstance(command, AcceptPolicy):
             self._accept_policy(command)
         elif isinstance(command, RequestStatus):
-            self._command_result(command.id, True, "status", self._status())
+            self._command_result(command.id, True, "status", self.status())
 
-    def _status(self) -> dict[str, object]:
+    def status(self) -> dict[str, object]:
         return {
             "policy_version": self.manifest.version,
-            "audio_on": self.audio_on,
+            "audio": "on" if self.audio_on else "off",
             "consent": self.consent_snapshot(),
             "queued": self.outbox.pending_count(),
-            "counters": dict(self.outbox.counters()),
+            "dropped": self.outbox.counters(),
+            "connected": self.session.connected,
         }
 
     def _grant(self, command: GrantConsent) -> None:
@@ -446,59 +573,57 @@ class Agent:
         result = grant(
             self.consent,
             receipt,
-            self.app_public_key,  # type: ignore[arg-type]
+            self.app_public_key,
             self.config.device.serial,
             self.manifest,
             self.clock.now(),
-            produce.receipt_max_age(self.config),
+            timedelta(seconds=self.config.policy.receipt_max_age_s),
         )
         if result.accepted:
             self.consent = result.state
             save_consent(self._consent_path, self.consent)
             self._audit(AuditEvent.CONSENT_GRANTED, detail=result.reason)
             self._publish_birth_if_connected()
+        else:
+            self._audit(AuditEvent.CONSENT_REFUSED, detail=result.reason)
         self._command_result(command.id, result.accepted, result.reason)
 
-    def _withdraw(self, purpose: Purpose | None, source: str, command_id: str) -> None:
-        purposes = [purpose] if purpose is not None else list(self.manifest.consent_purposes())
-        changed_any = False
+    def _withdraw(self, purpose: Purpose | None, source: str, command_id: str | None) -> None:
+        purposes = [purpose] if purpose is not None else list(Purpose)
+        changed = False
         for one in purposes:
-            self.consent, changed = withdraw(self.consent, one, self.clock.now(), source)
-            changed_any = changed_any or changed
-            # Rule 4: stop at once: purge unsent items, clear retained topics, record it.
-            self._requeue_inflight_of(one)
+            entry = self.consent.entries.get(one.value)
+            if purpose is None and entry is None:
+                continue
+            self.consent, was = withdraw(self.consent, one, self.clock.now(), source)
+            changed = changed or was
+            # Rule 4: stop at once: forget in-flight items, purge unsent ones, clear retained.
+            for mid, item in list(self.inflight.items()):
+                if item.purpose is one:
+                    del self.inflight[mid]
+            self._to_queue = [r for r in self._to_queue if r.purpose is not one]
             self._record_drops(self.outbox.purge_purpose(one))
             for channel in RETAINED_BY_PURPOSE.get(one, ()):
-                self._clear_retained(channel, one)
+                cleared = clear_retained(
+                    record_id=uuid.uuid4().hex,
+                    topic=self.topics.of(channel),
+                    purpose=Purpose.AGENT,
+                    created_at=self.clock.now(),
+                    reason=f"consent for {one.value} withdrawn",
+                )
+                self._to_queue.append(cleared)
+                self._audit_release(AuditEvent.QUEUED, cleared, detail="clear retained topic")
             self._audit(AuditEvent.CONSENT_WITHDRAWN, detail=f"{one.value} by {source}")
         save_consent(self._consent_path, self.consent)
         self._publish_birth_if_connected()
-        if command_id or source == "command":
+        if command_id is not None:
             label = purpose.value if purpose else "all"
             self._command_result(
-                command_id, True, f"withdrawn: {label}" if changed_any else "already off"
+                command_id, True, f"withdrawn: {label}" if changed else f"{label} was not granted"
             )
 
-    def _requeue_inflight_of(self, purpose: Purpose) -> None:
-        for mid, item in list(self.inflight.items()):
-            if item.purpose is purpose:
-                del self.inflight[mid]
-
-    def _clear_retained(self, channel: Channel, purpose: Purpose) -> None:
-        item = clear_retained(
-            record_id=uuid.uuid4().hex,
-            topic=self.topics.of(channel),
-            purpose=purpose,
-            created_at=self.clock.now(),
-            reason="consent withdrawn",
-        )
-        self.outbox.enqueue(produce.outbox_item(item))
-        self._audit_release(AuditEvent.QUEUED, item, detail="clear retained topic")
-
     def _set_audio(self, command: SetAudio) -> None:
-        if command.on and not self.manifest.discloses(Purpose.CLOUD_STORAGE):
-            pass
-        if command.on and not audio_policy.may_open_microphone(self.manifest, True):
+        if command.on and not self.manifest.discloses_audio():
             self._command_result(
                 command.id, False, f"policy {self.manifest.version} discloses no audio collection"
             )
@@ -507,17 +632,16 @@ class Agent:
             AgentState(self.state.policy_version, command.on, self.state.session_counter)
         )
         if not command.on:
-            self._audio_buffer.clear()
+            self._audio.clear()
         self._audit(AuditEvent.AUDIO_TOGGLED, detail="on" if command.on else "off")
         self._publish_birth_if_connected()
         self._command_result(command.id, True, "audio on" if command.on else "audio off")
 
     def _accept_policy(self, command: AcceptPolicy) -> None:
         if command.version not in list_versions():
+            known = ", ".join(list_versions())
             self._command_result(
-                command.id,
-                False,
-                f"unknown policy version {command.version!r} (known: {', '.join(list_versions())})",
+                command.id, False, f"unknown policy version {command.version!r} (known: {known})"
             )
             return
         try:
@@ -527,25 +651,28 @@ class Agent:
             return
         old = self.manifest
         # Rule 6: the new version takes effect before the next message leaves.
-        self.consent = switch_version(self.consent, old, new)
+        self.consent = switch_version(self.consent, old, new, self.clock.now())
         self.manifest = new
         self._set_state(AgentState(new.version, self.state.audio_on, self.state.session_counter))
         save_consent(self._consent_path, self.consent)
         for purpose in Purpose:
-            if not new.discloses(purpose) or (
-                purpose in new.consent_purposes() and not is_granted(self.consent, purpose, new)
+            if purpose is not Purpose.AGENT and (
+                not new.discloses(purpose)
+                or (
+                    new.is_consent_purpose(purpose)
+                    and purpose not in new.enabled_purposes(self.consent_snapshot())
+                )
             ):
+                self._to_queue = [r for r in self._to_queue if r.purpose is not purpose]
+                for mid, item in list(self.inflight.items()):
+                    if item.purpose is purpose:
+                        del self.inflight[mid]
                 self._record_drops(self.outbox.purge_purpose(purpose))
+        if not self.audio_on:
+            self._audio.clear()
         self._audit(AuditEvent.POLICY_SWITCHED, detail=f"{old.version} -> {new.version}")
         self._publish_birth_if_connected()
         self._command_result(command.id, True, f"accepted {new.version}")
-
-    def _publish_birth_if_connected(self) -> None:
-        if self.session.connected:
-            try:
-                self._publish_birth()
-            except TransportError as err:
-                logger.warning("birth not published: %s", err)
 
     def _command_result(
         self, command_id: str, ok: bool, reason: str, status: Mapping[str, object] | None = None
@@ -558,18 +685,26 @@ class Agent:
     # -- stop ------------------------------------------------------------------------------
 
     def _stop(self) -> None:
+        self.commit()
         self.stopped = True
         if self.session.connected:
             try:
-                payload = self._availability_payload("stopped", self.state.session_counter)
-                self._publish_now(
-                    self.topics.of(Channel.AVAILABILITY), payload, Purpose.DEVICE_STATUS
-                )
+                payload, clause = self._availability("stopped", self.state.session_counter)
+                self._publish_direct(self.topics.of(Channel.AVAILABILITY), payload, clause)
             except TransportError as err:
                 logger.warning("could not publish 'stopped': %s", err)
             self.transport.disconnect()
         self.transport.close()
+        self._audit(AuditEvent.STOPPED)
         self.audit.close()
+        self.outbox.close()
+
+    def kill(self) -> None:
+        """Die without goodbye (simulated power cut): no DISCONNECT, no flush beyond what
+        was committed. The broker sends the Will."""
+        self.stopped = True
+        self.transport.drop()
+        self.transport.close(timeout_s=1)
         self.outbox.close()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -580,8 +715,8 @@ class Agent:
 
     def _audit(self, event: AuditEvent, **fields: object) -> None:
         self.audit.append(
-            event=event,
-            time=self.clock.now().isoformat(),
+            event,
+            self.clock.now().isoformat(),
             policy_version=self.manifest.version,
             consent=self.consent_snapshot(),
             **fields,
@@ -589,10 +724,10 @@ class Agent:
 
     def _audit_release(self, event: AuditEvent, item: Release, **fields: object) -> None:
         self.audit.append(
-            event=event,
-            time=self.clock.now().isoformat(),
+            event,
+            self.clock.now().isoformat(),
             topic=item.topic,
-            payload_sha256=produce.sha256(item.payload),
+            payload_sha256=sha256(item.payload),
             size=len(item.payload),
             qos=item.qos,
             record_id=item.record_id,
@@ -603,11 +738,15 @@ class Agent:
         )
 
     def _audit_item(self, event: AuditEvent, item: OutboxItem, **fields: object) -> None:
-        self._audit_release(event, produce.release_of(item), **fields)
-
-
-def default_state_dir(config: AgentConfig) -> Path:
-    return config.device.state_dir
-
-
-__all__ = ["Agent", "AgentEvent", "Stop", "Tick", "rehydrate"]
+        self.audit.append(
+            event,
+            self.clock.now().isoformat(),
+            topic=item.topic,
+            payload_sha256=sha256(item.payload),
+            size=len(item.payload),
+            qos=item.qos,
+            record_id=item.record_id,
+            policy_version=item.policy_version,
+            clause=item.clause,
+            **fields,
+        )

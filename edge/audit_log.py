@@ -91,6 +91,12 @@ class AuditLog:
         self._last = record
         return record
 
+    def sync(self) -> None:
+        """Make everything appended so far durable (the agent calls it once per batch)."""
+        if self._unsynced:
+            os.fsync(self._file.fileno())
+            self._unsynced = 0
+
     def records(self) -> Iterator[AuditRecord]:
         return iter(read_records(self.path).records)
 

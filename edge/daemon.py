@@ -156,9 +156,13 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
         signal.signal(signal.SIGINT, on_signal)
     camera = start_camera(config, agent) if config.media.source != "sim" else None
     if stop_event is not None:
-        threading.Thread(
-            target=lambda: (stop_event.wait(), agent.events.put(Stop())), daemon=True
-        ).start()
+        event = stop_event
+
+        def stop_when_set() -> None:
+            event.wait()
+            agent.events.put(Stop())
+
+        threading.Thread(target=stop_when_set, daemon=True).start()
     logger.info(
         "agent %s started: policy %s, broker %s",
         config.device.serial,

@@ -4,19 +4,24 @@ Each input yields zero or more ``(Candidate, Channel, Priority, counts)``. The c
 names its purpose and carries every field the device *could* send; the gate decides
 which of them leave. Media is made safe before the gate sees it:
 
-* every alarm snapshot is anonymised first (plates blurred, failing closed) and encoded
-  as a metadata-free JPEG; the counts of blurred regions and fallbacks go to the audit;
+* every alarm snapshot and every clip frame is anonymised first (plates blurred, failing
+  closed) and the snapshot is encoded as a metadata-free JPEG; the counts of blurred
+  regions and fallbacks go to the audit trail;
 * an event clip carries an audio track only when the microphone was allowed to record;
-  the clip's audio field is then decided by the gate like any other field, and the
-  container is stripped and re-inspected if the gate removes it.
+  the audio field is then decided by the gate like any other field, and the agent
+  inspects (and if need be strips) the container before it is queued.
+
+AI detections of people, vehicles and pets and plate numbers belong to EN 2023 row 19
+("device AI", consent); see that manifest's readings.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+
+import numpy as np
 
 from edge.config import AgentConfig
 from edge.inputs import (
@@ -36,7 +41,7 @@ from edge.outbox import OutboxItem
 from edge.policy.catalogue import FieldName
 from edge.policy.gate import Candidate
 from edge.policy.manifest import Manifest
-from edge.release import Release, rehydrate
+from edge.release import Release
 from edge.topics import Channel, Topics
 
 Produced = tuple[Candidate, Channel, Priority, dict[str, int]]
@@ -46,18 +51,6 @@ AI_FIELDS = {
     DetectionClass.VEHICLE: FieldName.AI_VEHICLE,
     DetectionClass.PET: FieldName.AI_PET,
 }
-
-
-def field(name: str) -> FieldName:
-    return FieldName(name)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def receipt_max_age(config: AgentConfig) -> timedelta:
-    return timedelta(seconds=config.policy.receipt_max_age_s)
 
 
 def availability_payload(state: str, session: int) -> bytes:
@@ -76,29 +69,22 @@ def candidates(
     """The candidate messages one device input gives rise to."""
     serial = config.device.serial
     if isinstance(event, StatusDue):
-        yield (
-            Candidate(
-                Purpose.DEVICE_STATUS,
-                {
-                    FieldName.SERIAL_NUMBER: serial,
-                    FieldName.MAC_ADDRESS: config.device.mac_address,
-                    FieldName.MODEL: config.device.model,
-                    FieldName.FIRMWARE_VERSION: config.device.firmware_version,
-                    FieldName.ONLINE_STATUS: "online",
-                    FieldName.TIME_ZONE: config.device.time_zone,
-                },
-                event.at,
-            ),
-            Channel.TELEMETRY,
-            Priority.STATUS,
-            {},
-        )
+        fields: dict[FieldName | str, object] = {
+            FieldName.SERIAL_NUMBER: serial,
+            FieldName.MAC_ADDRESS: config.device.mac_address,
+            FieldName.MODEL: config.device.model,
+            FieldName.FIRMWARE_VERSION: config.device.firmware_version,
+            FieldName.ONLINE_STATUS: "online",
+            FieldName.TIME_ZONE: config.device.time_zone,  # row 3, not row 6: removed
+        }
+        candidate = Candidate(Purpose.DEVICE_STATUS, fields, event.at, FieldName.ONLINE_STATUS)
+        yield candidate, Channel.TELEMETRY, Priority.STATUS, {}
     elif isinstance(event, MotionAlarm):
-        yield from _alarm(event, config, audio, audio_on, monotonic)
+        yield from _alarm(event, config, audio if audio_on else (), monotonic)
     elif isinstance(event, AiDetected):
         yield from _detection(event, serial)
     elif isinstance(event, DiagnosticsSampled):
-        fields: dict[FieldName | str, object] = {FieldName.SERIAL_NUMBER: serial}
+        fields = {FieldName.SERIAL_NUMBER: serial}
         fields.update(event.values)
         yield (
             Candidate(Purpose.DIAGNOSTICS, fields, event.at),
@@ -107,43 +93,33 @@ def candidates(
             {},
         )
     elif isinstance(event, DeviceLogged):
-        yield (
-            Candidate(
-                Purpose.DEVICE_LOG,
-                {FieldName.SERIAL_NUMBER: serial, FieldName.DEVICE_LOG: event.line},
-                event.at,
-            ),
-            Channel.DEVICE_LOG,
-            Priority.DIAGNOSTICS,
-            {},
-        )
+        fields = {FieldName.SERIAL_NUMBER: serial, FieldName.DEVICE_LOG: event.line}
+        candidate = Candidate(Purpose.DEVICE_LOG, fields, event.at, FieldName.DEVICE_LOG)
+        yield candidate, Channel.DEVICE_LOG, Priority.DIAGNOSTICS, {}
 
 
 def _alarm(
     event: MotionAlarm,
     config: AgentConfig,
     audio: Sequence[AudioCaptured],
-    audio_on: bool,
     monotonic: Callable[[], float],
 ) -> Iterator[Produced]:
     serial = config.device.serial
+    alarm: dict[FieldName | str, object] = {
+        FieldName.SERIAL_NUMBER: serial,
+        FieldName.ALARM_EVENT: {"type": event.kind, "at": event.at.isoformat()},
+    }
     yield (
-        Candidate(
-            Purpose.NOTIFICATION,
-            {
-                FieldName.SERIAL_NUMBER: serial,
-                FieldName.ALARM_EVENT: {"type": event.kind, "at": event.at.isoformat()},
-            },
-            event.at,
-        ),
+        Candidate(Purpose.NOTIFICATION, alarm, event.at, FieldName.ALARM_EVENT),
         Channel.ALARM_EVENT,
         Priority.ALARM_EVENT,
         {},
     )
-    safe = anonymise(event.frame, config.media.anonymiser_budget_ms / 1000.0, monotonic)
+    budget_s = config.media.anonymiser_budget_ms / 1000.0
+    safe = anonymise(event.frame, budget_s, monotonic)
     counts = {"regions_blurred": safe.regions_blurred}
     if safe.fallback is not None:
-        counts[f"anonymiser_fallback_{safe.fallback}"] = 1
+        counts[f"anonymiser_fallback_{safe.fallback.value}"] = 1
     jpeg = encode_snapshot(
         safe.frame, config.media.snapshot_quality, config.media.snapshot_max_side_px
     )
@@ -152,20 +128,20 @@ def _alarm(
             Purpose.NOTIFICATION,
             {FieldName.SERIAL_NUMBER: serial, FieldName.ALARM_SNAPSHOT: jpeg},
             event.at,
+            FieldName.ALARM_SNAPSHOT,
         ),
         Channel.ALARM_SNAPSHOT,
         Priority.SNAPSHOT,
         counts,
     )
     if event.clip_frames:
-        yield _clip(event, config, audio, audio_on, monotonic)
+        yield _clip(event, config, audio, monotonic)
 
 
 def _clip(
     event: MotionAlarm,
     config: AgentConfig,
     audio: Sequence[AudioCaptured],
-    audio_on: bool,
     monotonic: Callable[[], float],
 ) -> Produced:
     from edge.media.clip import make_clip  # PyAV costs ~20 MB: load it only for clips
@@ -179,29 +155,26 @@ def _clip(
         frames.append(safe.frame)
         blurred += safe.regions_blurred
         fallbacks += safe.fallback is not None
-    chunk = _audio_chunk(audio) if audio_on else None
+    chunk = audio_chunk(audio)
     clip = make_clip(frames, config.media.clip_fps, chunk)
     fields: dict[FieldName | str, object] = {
         FieldName.SERIAL_NUMBER: config.device.serial,
         FieldName.EVENT_CLIP: clip,
     }
     if chunk is not None:
-        fields[FieldName.AUDIO_TRACK] = {
-            "codec": "aac",
-            "seconds": round(len(chunk.samples) / chunk.sample_rate_hz, 2),
-        }
+        fields[FieldName.AUDIO_TRACK] = {"codec": "aac", "seconds": round(chunk.seconds, 2)}
     counts = {"clip_regions_blurred": blurred}
     if fallbacks:
         counts["anonymiser_fallback_clip_frames"] = fallbacks
-    return Candidate(Purpose.CLOUD_STORAGE, fields, event.at), Channel.CLIP, Priority.CLIP, counts
+    candidate = Candidate(Purpose.CLOUD_STORAGE, fields, event.at, FieldName.EVENT_CLIP)
+    return candidate, Channel.CLIP, Priority.CLIP, counts
 
 
-def _audio_chunk(audio: Sequence[AudioCaptured]) -> AudioChunk | None:
+def audio_chunk(audio: Sequence[AudioCaptured]) -> AudioChunk | None:
+    """The microphone's recent samples as one chunk (None without any)."""
     if not audio:
         return None
-    import numpy as np
-
-    rate = audio[0].sample_rate_hz
+    rate = audio[-1].sample_rate_hz
     samples = np.concatenate([a.samples for a in audio if a.sample_rate_hz == rate])
     return validate_audio(samples, rate)
 
@@ -209,27 +182,20 @@ def _audio_chunk(audio: Sequence[AudioCaptured]) -> AudioChunk | None:
 def _detection(event: AiDetected, serial: str) -> Iterator[Produced]:
     if event.cls is DetectionClass.PLATE:
         if event.plate_text:
-            yield (
-                Candidate(
-                    Purpose.DEVICE_AI,
-                    {FieldName.SERIAL_NUMBER: serial, FieldName.PLATE_NUMBER: event.plate_text},
-                    event.at,
-                ),
-                Channel.AI_PLATE,
-                Priority.ALARM_EVENT,
-                {},
-            )
+            fields: dict[FieldName | str, object] = {
+                FieldName.SERIAL_NUMBER: serial,
+                FieldName.PLATE_NUMBER: event.plate_text,
+            }
+            candidate = Candidate(Purpose.DEVICE_AI, fields, event.at, FieldName.PLATE_NUMBER)
+            yield candidate, Channel.AI_PLATE, Priority.ALARM_EVENT, {}
         return
     name = AI_FIELDS[event.cls]
+    fields = {
+        FieldName.SERIAL_NUMBER: serial,
+        name: {"confidence": round(event.confidence, 3), "at": event.at.isoformat()},
+    }
     yield (
-        Candidate(
-            Purpose.AI_DETECTION,
-            {
-                FieldName.SERIAL_NUMBER: serial,
-                name: {"confidence": round(event.confidence, 3), "at": event.at.isoformat()},
-            },
-            event.at,
-        ),
+        Candidate(Purpose.DEVICE_AI, fields, event.at, name),
         Channel.AI_DETECTION,
         Priority.ALARM_EVENT,
         {},
@@ -247,18 +213,21 @@ def birth_candidate(
     topics: Topics,
 ) -> Candidate:
     """The retained declaration: policy version, enabled purposes, topics; no personal data."""
+    degraded = [] if protocol == "5" else ["no PUBACK reason codes: refusals look like success"]
     return Candidate(
         Purpose.AGENT,
         {
             FieldName.POLICY_VERSION: manifest.version,
-            FieldName.ENABLED_PURPOSES: sorted(p.value for p in manifest.enabled_purposes(consent)),
+            FieldName.ENABLED_PURPOSES: [p.value for p in manifest.enabled_purposes(consent)],
             FieldName.AGENT_VERSION: agent_version,
             FieldName.SESSION_COUNTER: session,
             FieldName.DECLARATION: {
                 "protocol": protocol,
+                "degraded": degraded,
                 "audio": "on" if audio_on else "off",
                 "consent": dict(consent),
                 "disabled": manifest.disabled_summary(),
+                "manifest_sha256": manifest.digest,
                 "topics": {channel.name.lower(): topics.of(channel) for channel in Channel},
             },
         },
@@ -290,38 +259,4 @@ def outbox_item(item: Release) -> OutboxItem:
         expires_at=item.expires_at,
         policy_version=item.policy_version,
         clause=item.clause,
-    )
-
-
-def release_of(item: OutboxItem) -> Release:
-    return rehydrate(
-        record_id=item.record_id,
-        topic=item.topic,
-        payload=item.payload,
-        qos=item.qos,
-        retain=item.retain,
-        purpose=item.purpose,
-        priority=item.priority,
-        created_at=item.created_at,
-        expires_at=item.expires_at,
-        policy_version=item.policy_version,
-        clause=item.clause,
-    )
-
-
-def status_release(
-    topic: str, payload: bytes, purpose: Purpose, now: datetime, version: str
-) -> Release:
-    return rehydrate(
-        record_id="",
-        topic=topic,
-        payload=payload,
-        qos=1,
-        retain=True,
-        purpose=purpose,
-        priority=Priority.STATUS,
-        created_at=now,
-        expires_at=None,
-        policy_version=version,
-        clause="row6:online_status",
     )

@@ -132,38 +132,6 @@ def release(
     )
 
 
-def rehydrate(
-    *,
-    record_id: str,
-    topic: str,
-    payload: bytes,
-    qos: int,
-    retain: bool,
-    purpose: Purpose,
-    priority: Priority,
-    created_at: datetime,
-    expires_at: datetime | None,
-    policy_version: str,
-    clause: str,
-) -> Release:
-    """A release read back from the durable outbox (it passed the gate when queued)."""
-    return Release(
-        record_id=record_id,
-        topic=topic,
-        payload=payload,
-        qos=qos,
-        retain=retain,
-        purpose=purpose,
-        priority=priority,
-        created_at=created_at,
-        expires_at=expires_at,
-        policy_version=policy_version,
-        clause=clause,
-        kept=-1,
-        removed=-1,
-    )
-
-
 def clear_retained(
     *, record_id: str, topic: str, purpose: Purpose, created_at: datetime, reason: str
 ) -> Release:

@@ -35,7 +35,9 @@ class Channel(StrEnum):
     COMMAND_RESULT = "cmd/result"
 
 
-# Channels a consent-based purpose may publish retained; cleared on withdrawal.
+# Data channels published retained (the device's latest health), and the purposes whose
+# withdrawal must clear them (an empty retained message deletes a retained topic).
+RETAINED_CHANNELS = frozenset({Channel.DIAGNOSTICS})
 RETAINED_BY_PURPOSE: dict[Purpose, tuple[Channel, ...]] = {
     Purpose.DIAGNOSTICS: (Channel.DIAGNOSTICS,),
 }
