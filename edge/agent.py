@@ -413,14 +413,20 @@ class Agent:
         return decision
 
     def _release(
-        self, decision: Decision, channel: Channel, priority: Priority, retain: bool = False
+        self,
+        decision: Decision,
+        channel: Channel,
+        priority: Priority,
+        retain: bool = False,
+        created_at: datetime | None = None,
     ) -> Release:
+        """``created_at`` is when the device produced the data: retention counts from it."""
         return release(
             record_id=uuid.uuid4().hex,
             topic=self.topics.of(channel),
             purpose=decision.purpose,
             priority=priority,
-            created_at=self.clock.now(),
+            created_at=created_at or self.clock.now(),
             kept={str(k): v for k, v in decision.kept.items()},
             clauses={str(k): v for k, v in decision.clauses.items()},
             removed_count=len(decision.removed),
@@ -454,7 +460,8 @@ class Agent:
                 detail=f"{candidate.purpose.value}: nothing may leave",
             )
             return None
-        item = self._release(decision, channel, priority, retain=channel in RETAINED_CHANNELS)
+        retain = channel in RETAINED_CHANNELS
+        item = self._release(decision, channel, priority, retain, candidate.created_at)
         self._to_queue.append(item)
         self._audit_release(AuditEvent.QUEUED, item, counts=audit_counts)
         return item
