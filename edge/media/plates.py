@@ -1,24 +1,23 @@
 """Pure: find licence plates and make them unreadable. CPU only, OpenCV + NumPy, no model.
 
-Theory of operation. A plate, of any country, is a short row of high-contrast character
-strokes on a flat background: many vertical edges close together, in a band a few times
-wider than tall. The detector works on a grey copy scaled to ``WORK_WIDTH_PX``:
+Theory of operation. A plate, of any country, is a short band of high-contrast character
+strokes: many vertical edges close together, in a region a few times wider than tall.
+The detector looks for exactly that, at several plate sizes, on a grey copy of the frame
+scaled to ``WORK_WIDTH_PX``:
 
-1. Character contrast, both polarities: the morphological black-hat (dark characters on a
-   light plate: US, EU, Mercosur, Thai) plus the top-hat (light on dark), with a kernel
-   wider than a character stroke.
-2. Vertical strokes: the horizontal Sobel gradient of that map, thresholded adaptively
-   (a multiple of the frame's own mean, so night/IR frames work too).
-3. A horizontal closing joins the strokes of one plate into one blob; an opening removes
-   isolated edges (wires, leaves).
-4. Blobs are kept when their shape is plate-like: aspect between ``MIN_ASPECT`` and
-   ``MAX_ASPECT`` (2:1 US up to ~5:1 EU; two-line plates are nearer 2:1), a minimum
-   height, and enough stroke density inside.
-5. Boxes are padded (``PAD_X``, ``PAD_Y``) and mapped back to the frame: blurring a little
-   more than the plate costs collateral; missing one character is a leak.
+1. Vertical strokes: the horizontal Sobel gradient, kept where it is above the frame's
+   own ``EDGE_PERCENTILE`` (and ``EDGE_MIN``), so dim night/IR frames work as day ones.
+2. Stroke density: for each plate height ``h`` in ``PLATE_HEIGHTS_PX``, a box filter of
+   about ``2h x h/2`` measures the share of stroke pixels around each point; a plate's
+   characters make it dense (``DENSITY_MIN``).
+3. A closing joins the dense area of one plate; components are kept when plate-like for
+   that ``h``: height within ``[0.4h, 2.2h]``, aspect 1.2 to 8 (US 2:1, Thai two-line,
+   Mercosur 3:1, EU 4.6:1) and mostly filled.
+4. Boxes are padded (``PAD_X``, ``PAD_Y``) and mapped back to frame pixels; boxes of
+   different sizes may overlap, and each is blurred (merging them would blur the gaps).
 
-The same pipeline runs at two scales (a coarse pass for near plates, a finer one for
-small, far plates) and the boxes are merged.
+The detector errs on the side of blurring: a textured patch blurred for nothing costs
+picture quality; a plate missed is a leak. Measured figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -31,71 +30,39 @@ from edge.media.blur import blur_regions
 from edge.media.frames import Frame, validate_frame
 from edge.model import Box
 
-WORK_WIDTH_PX = 960
-MIN_ASPECT = 1.1
+WORK_WIDTH_PX = 640
+EDGE_PERCENTILE = 90.0
+EDGE_MIN = 40.0
+DENSITY_MIN = 0.22
+PLATE_HEIGHTS_PX = (7, 10, 16, 26, 42, 68)  # at work scale: ~20 to ~200 px in a 1080p frame
+MIN_ASPECT = 1.2
 MAX_ASPECT = 8.0
-MIN_HEIGHT_PX = 6  # at work scale
-PAD_X = 0.18
-PAD_Y = 0.35
-MIN_FILL = 0.30
+MIN_FILL = 0.4
+PAD_X = 0.15
+PAD_Y = 0.30
 
 
-def _candidates(gray: NDArray[np.uint8], char_px: int) -> list[tuple[int, int, int, int]]:
-    """Plate-like blobs (x, y, w, h) in ``gray`` for characters about ``char_px`` tall."""
-    k = max(3, char_px | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    contrast = cv2.add(
-        cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel),
-        cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, kernel),
-    )
-    grad = cv2.convertScaleAbs(cv2.Sobel(contrast, cv2.CV_16S, 1, 0, ksize=3))
-    level = max(40.0, float(grad.mean()) * 4.0)
-    _, edges = cv2.threshold(grad, level, 255, cv2.THRESH_BINARY)
-    close_w = max(3, char_px)
-    joined = cv2.morphologyEx(
-        edges,
-        cv2.MORPH_CLOSE,
-        cv2.getStructuringElement(cv2.MORPH_RECT, (close_w, max(1, char_px // 4))),
-    )
-    joined = cv2.morphologyEx(
-        joined,
-        cv2.MORPH_OPEN,
-        cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, char_px // 2), max(2, char_px // 3))),
-    )
-    count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+def _work_gray(frame: Frame) -> tuple[NDArray[np.uint8], float]:
+    height, width = frame.shape[:2]
+    scale = min(1.0, WORK_WIDTH_PX / width)
+    gray = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return gray, scale
+
+
+def _plate_like(stats: NDArray[np.int32], plate_h: int) -> list[tuple[int, int, int, int]]:
     found = []
-    for i in range(1, count):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if h < MIN_HEIGHT_PX or h > char_px * 4 or w < char_px:
+    for x, y, w, h, area in stats[1:]:
+        if not plate_h * 0.4 <= h <= plate_h * 2.2:
             continue
-        aspect = w / h
-        if not MIN_ASPECT <= aspect <= MAX_ASPECT:
+        if not MIN_ASPECT <= w / h <= MAX_ASPECT:
             continue
         if area / (w * h) < MIN_FILL:
             continue
-        found.append((x, y, w, h))
+        found.append((int(x), int(y), int(w), int(h)))
     return found
-
-
-def _merge(boxes: list[Box]) -> list[Box]:
-    """Merge overlapping boxes so one plate gets one blur."""
-    merged: list[Box] = []
-    for box in sorted(boxes, key=lambda b: (b.x, b.y)):
-        for i, other in enumerate(merged):
-            if (
-                box.x < other.x + other.w
-                and other.x < box.x + box.w
-                and box.y < other.y + other.h
-                and other.y < box.y + box.h
-            ):
-                x0, y0 = min(box.x, other.x), min(box.y, other.y)
-                x1 = max(box.x + box.w, other.x + other.w)
-                y1 = max(box.y + box.h, other.y + other.h)
-                merged[i] = Box(x0, y0, x1 - x0, y1 - y0)
-                break
-        else:
-            merged.append(box)
-    return merged
 
 
 def detect_plates(frame: Frame) -> list[Box]:
@@ -106,22 +73,26 @@ def detect_plates(frame: Frame) -> list[Box]:
     """
     checked = validate_frame(frame)
     height, width = checked.shape[:2]
-    scale = min(1.0, WORK_WIDTH_PX / width)
-    gray: NDArray[np.uint8] = np.asarray(cv2.cvtColor(checked, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
-    if scale < 1.0:
-        size = (round(width * scale), round(height * scale))
-        gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    gray, scale = _work_gray(checked)
+    strokes = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3))
+    level = max(EDGE_MIN, float(np.percentile(strokes, EDGE_PERCENTILE)))
+    edges = (strokes > level).astype(np.float32)
     boxes: list[Box] = []
-    work_h = gray.shape[0]
-    for char_px in (max(8, work_h // 60), max(14, work_h // 30)):
-        for x, y, w, h in _candidates(gray, char_px):
+    for plate_h in PLATE_HEIGHTS_PX:
+        density = cv2.boxFilter(edges, -1, (max(3, plate_h * 2), max(3, plate_h // 2)))
+        kernel = cv2.getStructuringElement(
+            cv2.MORPH_RECT, (max(3, plate_h // 2), max(3, plate_h // 4))
+        )
+        dense = cv2.morphologyEx((density > DENSITY_MIN).astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
+        for x, y, w, h in _plate_like(np.asarray(stats, dtype=np.int32), plate_h):
             pad_x, pad_y = w * PAD_X, h * PAD_Y
             x0 = max(0, int((x - pad_x) / scale))
             y0 = max(0, int((y - pad_y) / scale))
             x1 = min(width, int((x + w + pad_x) / scale) + 1)
             y1 = min(height, int((y + h + pad_y) / scale) + 1)
             boxes.append(Box(x0, y0, x1 - x0, y1 - y0))
-    return _merge(boxes)
+    return sorted(set(boxes), key=lambda b: (b.y, b.x))
 
 
 def blur_plates(frame: Frame) -> Frame:
