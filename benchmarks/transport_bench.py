@@ -40,13 +40,17 @@ def raw_paho(host: str, port: int, context: ssl.SSLContext, count: int, inflight
     done = threading.Event()
     acked = 0
 
-    def on_publish(client: mqtt.Client, userdata: object, mid: int, rc: object, props: object) -> None:
+    def on_publish(
+        client: mqtt.Client, userdata: object, mid: int, rc: object, props: object
+    ) -> None:
         nonlocal acked
         acked += 1
         if acked == count:
             done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="SN0002", protocol=MQTTProtocolVersion.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="SN0002", protocol=MQTTProtocolVersion.MQTTv5
+    )
     client.tls_set_context(context)
     client.max_inflight_messages_set(inflight)
     client.max_queued_messages_set(0)
@@ -74,7 +78,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pki: Pki = provision(work / "pki", ["SN0001", "SN0002"], observers=("observer",))
-        broker = start_mosquitto(work / "broker", BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key))
+        broker = start_mosquitto(
+            work / "broker", BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key)
+        )
         try:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.load_verify_locations(str(pki.ca_cert))
@@ -85,13 +91,19 @@ def main() -> int:
             latencies: list[float] = []
             bytes_per_msg: list[float] = []
             for run in range(args.runs):
-                raw_rates.append(raw_paho(broker.host, broker.port, context, args.messages, args.inflight))
-                with AgentHarness(pki, broker, "SN0001", work / f"agent-{run}", max_inflight=args.inflight) as harness:
+                raw_rates.append(
+                    raw_paho(broker.host, broker.port, context, args.messages, args.inflight)
+                )
+                with AgentHarness(
+                    pki, broker, "SN0001", work / f"agent-{run}", max_inflight=args.inflight
+                ) as harness:
                     rate, lat, per_msg = harness.throughput(args.messages, len(PAYLOAD))
                 agent_rates.append(rate)
                 latencies.extend(lat)
                 bytes_per_msg.append(per_msg)
-                print(f"run {run + 1}: raw paho {raw_rates[-1]:8.0f} msg/s   agent {rate:8.0f} msg/s")
+                print(
+                    f"run {run + 1}: raw paho {raw_rates[-1]:8.0f} msg/s   agent {rate:8.0f} msg/s"
+                )
         finally:
             broker.stop()
     raw_med = statistics.median(raw_rates)

@@ -172,6 +172,17 @@ class Agent:
         """The audio toggle as the capture side must obey it (design.md rule 5)."""
         return audio_policy.may_open_microphone(self.manifest, self.state.audio_on)
 
+    def is_idle(self) -> bool:
+        """Connected, every event handled, nothing queued or in flight (tests, benchmarks)."""
+        return (
+            self.session.connected
+            and self.events.empty()
+            and not self._to_queue
+            and not self._acked
+            and not self.inflight
+            and self.outbox.pending_count() == 0
+        )
+
     def consent_snapshot(self) -> dict[str, str]:
         return snapshot(self.consent, self.manifest)
 
@@ -712,6 +723,7 @@ class Agent:
         self.stopped = True
         self.transport.drop()
         self.transport.close(timeout_s=1)
+        self.audit.abandon()
         self.outbox.close()
 
     # -- helpers ---------------------------------------------------------------------------

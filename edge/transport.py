@@ -88,6 +88,8 @@ def describe_tls_error(err: BaseException, endpoint: Endpoint) -> str:
         return "the broker requires a client certificate and refused the one we sent (or none)"
     if "revoked" in lowered:
         return "the broker refused our device certificate: it has been revoked"
+    if isinstance(err, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError):
+        return f"{endpoint} closed the connection during the TLS handshake (network down?)"
     if isinstance(err, ConnectionRefusedError):
         return f"nothing listens on {endpoint} (connection refused)"
     if isinstance(err, TimeoutError):

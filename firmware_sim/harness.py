@@ -193,12 +193,13 @@ class AgentHarness:
         return self.start()
 
     def wait_drained(self, timeout_s: float = 30.0) -> bool:
-        """Wait until the outbox is empty and nothing is in flight."""
+        """Wait until nothing is waiting: no event unhandled, nothing queued, nothing in flight."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             agent = self.agent
-            if agent is not None and agent.session.connected and not agent.inflight:
-                if agent.outbox.pending_count() == 0 and not agent._to_queue:  # noqa: SLF001
+            if agent is not None and agent.is_idle():
+                time.sleep(0.05)  # a PUBACK handled in this very batch is committed next
+                if agent.is_idle():
                     return True
             time.sleep(0.02)
         return False

@@ -201,7 +201,9 @@ def audit_run(record: RunRecord, summary: AuditSummary | None = None) -> AuditSu
     prefix = f"devices/{record.serial}/"
     buttons = sorted(m.real_s for m in record.timeline if m.kind == "input.ButtonPressed")
     switches = sorted(
-        (m.real_s, json.loads(m.detail)["argument"]) for m in record.timeline if m.kind == "policy.accept"
+        (m.real_s, json.loads(m.detail)["argument"])
+        for m in record.timeline
+        if m.kind == "policy.accept"
     )
 
     def find(topic: str, problem: str) -> None:
