@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from certs.errors import CertError
 from certs.pki import Identity, Pki, provision
@@ -115,7 +116,7 @@ def load_images(folder: Path) -> list[Frame]:
         if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"}:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
-                frames.append(image)
+                frames.append(np.asarray(image, dtype=np.uint8))
     if not frames:
         raise SimError(f"--images: no readable images in {folder}")
     return frames
@@ -277,7 +278,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say("certificates: a throwaway CA, the broker, device SN0001 and an observer (certs package)")
     with local_world(out, [serial]) as (pki, broker):
         say(
-            f"Mosquitto {broker.host}:{broker.port}: TLS only, client certificates required, ACL per device"
+            f"Mosquitto {broker.host}:{broker.port}: TLS only, client certificates "
+            "required, ACL per device"
         )
         relay = LinkRelay(broker.host, broker.port)
         backend = backend_observer(pki, broker.host, broker.port).start()
@@ -398,7 +400,9 @@ def audit_matrix(
                             )
                             if progress is not None:
                                 progress.done(
-                                    f"{name:<28} {version}  consent={consent_name:<4} audio={'on ' if audio else 'off'}  {len(record.messages):>3} msgs  {found} finding(s)"
+                                    f"{name:<28} {version}  consent={consent_name:<4} "
+                                    f"audio={'on ' if audio else 'off'}  "
+                                    f"{len(record.messages):>3} msgs  {found} finding(s)"
                                 )
         finally:
             backend.stop()
@@ -423,7 +427,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for name, version, consent, audio, msgs, found in table:
         print(f"{name:<28} {version:<14} {consent:<7} {audio:<5} {msgs:>5} {found:>8}")
     print(
-        f"\n{summary.checked} messages, {summary.images} images, {summary.plates} plates, {summary.clips} clips "
+        f"\n{summary.checked} messages, {summary.images} images, {summary.plates} plates, "
+        f"{summary.clips} clips "
         f"checked in {time.monotonic() - started:.0f} s: {len(summary.findings)} finding(s)"
     )
     for finding in summary.findings:
@@ -440,7 +445,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_fleet(args: argparse.Namespace) -> int:
     from firmware_sim.fleet import run_fleet
 
-    return run_fleet(args)
+    result: int = run_fleet(args)
+    return result
 
 
 def parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from edge.config import (
     PolicyConfig,
     TlsConfig,
 )
-from edge.inputs import DeviceInput, StatusDue
+from edge.inputs import DeviceInput
 from edge.policy.receipts import ReceiptBody, sign_receipt
 from edge.session import Endpoint
 from edge.tls import TlsFiles, build_ssl_context
@@ -150,7 +150,7 @@ class AgentHarness:
             connect_timeout_s=3.0,
         )
 
-    def start(self) -> Agent:
+    def start(self, tick_s: float = 0.05) -> Agent:
         from edge.daemon import load_app_key
 
         key = load_app_key(self.setup.app_public_key_path)
@@ -161,7 +161,7 @@ class AgentHarness:
 
         def loop() -> None:
             try:
-                agent.run(tick_s=0.05)
+                agent.run(tick_s=tick_s)
             except BaseException as err:  # noqa: BLE001 - reported to the test/runner
                 self.errors.append(err)
 
@@ -235,35 +235,6 @@ class AgentHarness:
         elif command == "policy.accept":
             body["version"] = argument
         return json.dumps(body).encode()
-
-    # -- throughput, for the benchmark ---------------------------------------------------------
-
-    def throughput(self, count: int, payload_bytes: int) -> tuple[float, list[float], float]:
-        """Queue ``count`` telemetry messages at once; msg/s until the last PUBACK, the
-        enqueue-to-PUBACK latencies, and outbox bytes on disk per queued message."""
-        agent = self.agent
-        if agent is None:
-            raise SimError("start the agent first")
-        if not self.wait_connected():
-            raise SimError("the agent did not connect")
-        del payload_bytes  # status telemetry is ~200 bytes once enveloped
-        now = self.clock.now()
-        start = time.perf_counter()
-        for _ in range(count):
-            agent.events.put(StatusDue(now))
-        peak = 0
-        while True:
-            pending = agent.outbox.pending_count()
-            peak = max(peak, pending)
-            if agent.counters.get("acked_total", 0) >= count or (
-                self.wait_drained(0.01) and pending == 0 and time.perf_counter() - start > 0.05
-            ):
-                break
-            if time.perf_counter() - start > 300:
-                raise SimError("throughput run did not finish")
-        elapsed = time.perf_counter() - start
-        disk = agent.outbox.store.disk_bytes() if hasattr(agent.outbox.store, "disk_bytes") else 0
-        return count / elapsed, [], disk / max(1, peak)
 
     def __enter__(self) -> AgentHarness:
         self.start()

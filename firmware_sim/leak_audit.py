@@ -18,6 +18,7 @@ import binascii
 import io
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -313,8 +314,14 @@ def audit_run(record: RunRecord, summary: AuditSummary | None = None) -> AuditSu
 
 
 def _check_fields(
-    find, topic: str, purpose: str, data: dict[str, object], version: str, state: _State, at: float
-) -> None:  # type: ignore[no-untyped-def]
+    find: Callable[[str, str], None],
+    topic: str,
+    purpose: str,
+    data: dict[str, object],
+    version: str,
+    state: _State,
+    at: float,
+) -> None:
     if purpose == "agent":
         extra = set(data) - AGENT_FIELDS
         if extra:
@@ -337,8 +344,13 @@ def _check_fields(
 
 
 def _check_snapshot(
-    find, topic: str, value: object, record: RunRecord, created_at: str, out: AuditSummary
-) -> None:  # type: ignore[no-untyped-def]
+    find: Callable[[str, str], None],
+    topic: str,
+    value: object,
+    record: RunRecord,
+    created_at: str,
+    out: AuditSummary,
+) -> None:
     jpeg = _b64(value)
     if jpeg is None:
         find(topic, "snapshot is not base64 media")

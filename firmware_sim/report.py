@@ -145,6 +145,8 @@ def write_html(
                 continue
             jpeg = base64.b64decode(body["data"]["alarm_snapshot"]["b64"])
             received = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if received is None:
+                continue
             original = truth.frame.copy()
             for box in truth.plate_boxes:
                 cv2.rectangle(
@@ -180,11 +182,17 @@ def write_html(
     )
     verdict = "intact" if summary.audit_ok else f"BROKEN: {html.escape(summary.audit_problem)}"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>edge demo report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
-pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}} .ok{{color:#070}} .bad{{color:#a00}}</style></head><body>
+<style>
+body{{font-family:sans-serif;margin:2em;max-width:1100px}}
+td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
+pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}
+.ok{{color:#070}} .bad{{color:#a00}}
+</style></head><body>
 <h1>Simulated doorbell: what left the device</h1>
-<p>Wall time {wall_s:.1f} s. Audit trail: {summary.audit_records} records, hash chain <b>{verdict}</b>.
-Leak audit: {audit.checked} messages, {audit.images} images ({audit.plates} plates), {audit.clips} clips:
+<p>Wall time {wall_s:.1f} s.
+Audit trail: {summary.audit_records} records, hash chain <b>{verdict}</b>.
+Leak audit: {audit.checked} messages, {audit.images} images ({audit.plates} plates),
+{audit.clips} clips:
 <b class="{"ok" if not audit.findings else "bad"}">{len(audit.findings)} finding(s)</b>.</p>
 <ul>{findings}</ul>
 <h2>Snapshots: camera frame (plates marked) and what the broker received</h2>

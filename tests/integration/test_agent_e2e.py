@@ -276,10 +276,11 @@ def test_leak_audit_catches_a_deliberately_leaky_gate(
     pki: Pki, broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import edge.agent
+    import edge.policy.gate
     from edge.policy.catalogue import FieldName
     from edge.policy.gate import Decision
 
-    real = edge.agent.decide
+    real = edge.policy.gate.decide
 
     def leaky(*args: object, **kwargs: object) -> Decision:
         decision = real(*args, **kwargs)  # type: ignore[arg-type]
