@@ -1,16 +1,21 @@
 """Shell: ``python -m firmware_sim fleet --devices N``: N simulated devices on one broker.
 
 Each device is a real agent (policy gate, encrypted outbox, audit trail, transport) with
-its own certificate and serial, in this process. They connect, each publishes
-``--messages`` status reports, and an independent observer counts what arrived per
-device: connected / sent / delivered / lost. Without ``--broker`` a local mutual-TLS
-Mosquitto is started with throwaway certificates.
+its own certificate and serial. paho waits on sockets with ``select()``, which cannot
+watch a descriptor numbered 1024 or more, and each agent holds about seven (socket,
+socket pair, SQLite database, WAL and shared memory, audit trail): so devices run in
+worker processes of at most ``PER_WORKER`` agents each, as separate devices would.
+
+They connect, each publishes ``--messages`` status reports, and an independent observer
+counts what arrived per device: connected / sent / delivered / lost. Without
+``--broker`` a local mutual-TLS Mosquitto is started with throwaway certificates.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import tempfile
 import threading
@@ -19,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from certs.pki import provision
+from certs.pki import Identity, Pki, provision
 from edge.inputs import StatusDue
 from firmware_sim.broker import BrokerTls, start_mosquitto
 from firmware_sim.errors import SimError
@@ -32,6 +37,7 @@ from firmware_sim.harness import (
 )
 
 MAX_DEVICES = 5000
+PER_WORKER = 100
 
 
 @dataclass
@@ -50,13 +56,65 @@ class FleetResult:
     per_device: dict[str, tuple[bool, int, int]]
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _usage() -> tuple[float, float]:
+    """(CPU seconds, peak RSS MB) of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return cpu, max(own.ru_maxrss, kids.ru_maxrss) / 1024
 
 
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def _worker(
+    pki_dir: str,
+    serials: list[str],
+    host: str,
+    port: int,
+    messages: int,
+    workdir: str,
+    go: multiprocessing.synchronize.Event,
+    results: multiprocessing.queues.Queue[object],
+) -> None:
+    """One worker process: its agents connect, wait for ``go``, publish, drain, stop."""
+    directory = Path(pki_dir)
+    pki = Pki(
+        directory,
+        directory / "ca.pem",
+        directory / "ca.key",
+        directory / "server.pem",
+        directory / "server.key",
+    )
+    for serial in serials:
+        pki.devices[serial] = Identity(
+            directory / "devices" / f"{serial}.pem", directory / "devices" / f"{serial}.key"
+        )
+    harnesses: list[AgentHarness] = []
+    for serial in serials:
+        setup = prepare_device(pki, serial, Path(workdir) / serial)
+        config = agent_config(
+            setup, [(host, port)], "en-2020-01-19", keepalive_s=60, backoff_max_s=5.0
+        )
+        harness = AgentHarness(setup, config, SimClock(), synchronous="NORMAL")
+        harness.start(tick_s=1.0)
+        harnesses.append(harness)
+    for harness in harnesses:
+        harness.wait_connected(60)
+    connected = [
+        h.setup.serial for h in harnesses if h.agent is not None and h.agent.session.connected
+    ]
+    results.put(("connected", connected))
+    go.wait(300)
+    for harness in harnesses:
+        for _ in range(messages):
+            harness.put(StatusDue(harness.clock.now()))
+    for harness in harnesses:
+        harness.wait_drained(60)
+    results.put(("drained", len(serials)))
+    go.clear()
+    stoppers = [threading.Thread(target=h.stop) for h in harnesses]
+    for thread in stoppers:
+        thread.start()
+    for thread in stoppers:
+        thread.join(30)
 
 
 def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True) -> FleetResult:
@@ -71,48 +129,49 @@ def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True)
         workdir / "broker", BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key)
     )
     observer = backend_observer(pki, broker.host, broker.port, "devices/+/telemetry").start()
-    harnesses: list[AgentHarness] = []
-    cpu0 = _cpu_s()
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    results: multiprocessing.queues.Queue[object] = context.Queue()
+    chunks = [serials[i : i + PER_WORKER] for i in range(0, devices, PER_WORKER)]
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(
+                str(pki.directory),
+                chunk,
+                broker.host,
+                broker.port,
+                messages,
+                str(workdir / "devices"),
+                go,
+                results,
+            ),
+            daemon=True,
+        )
+        for chunk in chunks
+    ]
+    cpu0, _ = _usage()
     try:
         start = time.monotonic()
-        for i, serial in enumerate(serials):
-            setup = prepare_device(pki, serial, workdir / "devices" / serial)
-            config = agent_config(
-                setup,
-                [(broker.host, broker.port)],
-                "en-2020-01-19",
-                keepalive_s=60,
-                backoff_max_s=5.0,
-            )
-            harness = AgentHarness(setup, config, SimClock(), synchronous="NORMAL")
-            harness.start(tick_s=1.0)
-            harnesses.append(harness)
-            if progress and (i + 1) % 100 == 0:
-                print(f"  started {i + 1}/{devices} agents", flush=True)
-        deadline = time.monotonic() + 60 + devices * 0.05
-        while time.monotonic() < deadline:
-            up = sum(1 for h in harnesses if h.agent is not None and h.agent.session.connected)
-            if up == devices:
-                break
-            time.sleep(0.2)
+        for worker in workers:
+            worker.start()
+        connected: set[str] = set()
+        for _ in workers:
+            kind, value = results.get(timeout=300)  # type: ignore[misc]
+            if kind == "connected":
+                connected.update(value)
+                if progress:
+                    print(f"  {len(connected)}/{devices} connected over mutual TLS", flush=True)
         connect_s = time.monotonic() - start
-        connected = {
-            h.setup.serial for h in harnesses if h.agent is not None and h.agent.session.connected
-        }
-        if progress:
-            print(
-                f"  {len(connected)}/{devices} connected over mutual TLS in {connect_s:.1f} s",
-                flush=True,
-            )
+        expected = len(connected) * messages
         run0 = time.monotonic()
-        for harness in harnesses:
-            for _ in range(messages):
-                harness.put(StatusDue(harness.clock.now()))
-        expected = devices * messages
-        observer.wait_for(lambda ms: len(ms) >= expected, timeout_s=60 + devices * messages * 0.005)
+        go.set()
+        observer.wait_for(
+            lambda ms: len(ms) >= devices * messages, timeout_s=60 + devices * messages * 0.01
+        )
         run_s = time.monotonic() - run0
-        for harness in harnesses:
-            harness.wait_drained(2)
+        for _ in workers:
+            results.get(timeout=300)
         time.sleep(0.5)
         got: Counter[str] = Counter()
         ids: Counter[str] = Counter()
@@ -122,28 +181,29 @@ def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True)
             ids[record_id] += 1
             if ids[record_id] == 1:
                 got[serial] += 1
-        per_device = {s: (s in connected, messages, got[s]) for s in serials}
+        for worker in workers:
+            worker.join(60)
+        cpu1, rss = _usage()
         delivered = sum(got.values())
+        sent = devices * messages
         return FleetResult(
             devices=devices,
             connected=len(connected),
-            sent=expected,
+            sent=sent,
             delivered=delivered,
-            lost=expected - delivered,
+            lost=sent - delivered,
             duplicates=sum(c - 1 for c in ids.values()),
             connect_s=connect_s,
             run_s=run_s,
-            msgs_per_s=delivered / run_s if run_s > 0 else 0.0,
-            peak_rss_mb=_rss_mb(),
-            cpu_s=_cpu_s() - cpu0,
-            per_device=per_device,
+            msgs_per_s=min(delivered, expected) / run_s if run_s > 0 else 0.0,
+            peak_rss_mb=rss,
+            cpu_s=cpu1 - cpu0,
+            per_device={s: (s in connected, messages, got[s]) for s in serials},
         )
     finally:
-        stoppers = [threading.Thread(target=h.stop) for h in harnesses]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join(30)
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
         observer.stop()
         broker.stop()
 
@@ -160,8 +220,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     )
     print(
         f"connect all: {result.connect_s:.1f} s   publish+deliver: {result.run_s:.1f} s "
-        f"({result.msgs_per_s:.0f} msg/s)   peak RSS {result.peak_rss_mb:.0f} MB   "
-        f"CPU {result.cpu_s:.1f} s"
+        f"({result.msgs_per_s:.0f} msg/s)   peak RSS per worker {result.peak_rss_mb:.0f} MB   "
+        f"CPU {result.cpu_s:.1f} s (workers: {-(-result.devices // PER_WORKER)})"
     )
     print("per device (serial: connected sent delivered), fewest delivered first:")
     for serial, (up, sent, delivered) in worst:
