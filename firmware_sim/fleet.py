@@ -157,9 +157,9 @@ def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True)
             worker.start()
         connected: set[str] = set()
         for _ in workers:
-            kind, value = results.get(timeout=300)  # type: ignore[misc]
-            if kind == "connected":
-                connected.update(value)
+            message = results.get(timeout=300)
+            if isinstance(message, tuple) and message[0] == "connected":
+                connected.update(message[1])
                 if progress:
                     print(f"  {len(connected)}/{devices} connected over mutual TLS", flush=True)
         connect_s = time.monotonic() - start
