@@ -37,7 +37,7 @@ def _edge(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 
 def _video(path: Path, frames: int = 40) -> Path:
     """A street that is empty, then has a car with a plate drive in: motion."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 360))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (640, 360))
     empty = render_street(np.random.default_rng(1), 640, 360, [], night=False).frame
     busy = render_street(
         np.random.default_rng(1), 640, 360, [PlateStyle.EU, PlateStyle.US], night=False

@@ -1,0 +1,110 @@
+"""The data subject's rights: export everything held, erase it with a verifiable record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge.audit import AuditEvent
+from edge.audit_log import AuditLog, read_records, verify_file
+from edge.crypto import load_or_create_key
+from edge.model import Priority, Purpose
+from edge.outbox import Outbox, OutboxItem
+from edge.policy.consent import ConsentEntry, ConsentState
+from edge.policy.consent_file import save_consent
+from edge.store import SqliteOutboxStore
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _device(tmp_path: Path) -> Path:
+    state = tmp_path / "state"
+    key = load_or_create_key(state / "outbox.key")
+    box = Outbox(SqliteOutboxStore(state / "outbox.sqlite3", key), 1 << 20)
+    box.enqueue(
+        OutboxItem(
+            "r1",
+            "devices/SN0001/alarm/snapshot",
+            b"JPEG-of-the-street",
+            1,
+            False,
+            Purpose.NOTIFICATION,
+            Priority.SNAPSHOT,
+            NOW,
+            None,
+            "en-2023-01-10",
+            "en-2023-01-10#row11",
+        )
+    )
+    box.close()
+    save_consent(
+        state / "consent.json",
+        ConsentState(
+            {
+                "diagnostics": ConsentEntry(
+                    "granted", "en-2023-01-10", NOW.isoformat(), "receipt #3"
+                )
+            },
+            3,
+        ),
+    )
+    log = AuditLog(state / "audit.jsonl")
+    for i in range(3):
+        log.append(AuditEvent.QUEUED, NOW.isoformat(), record_id=f"r{i}")
+    log.close()
+    config = tmp_path / "agent.toml"
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    keyfile = tmp_path / "k.pem"
+    keyfile.write_text("x")
+    keyfile.chmod(0o600)
+    config.write_text(
+        f'[device]\nserial = "SN0001"\nstate_dir = "{state}"\n[policy]\nversion = "en-2023-01-10"\n'
+        f'[tls]\nca = "{cert}"\ncert = "{cert}"\nkey = "{keyfile}"\n'
+    )
+    return config
+
+
+def _subject(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", "subject", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_subject_export_lists_consent_queue_and_trail_without_payloads(tmp_path: Path) -> None:
+    config = _device(tmp_path)
+    result = _subject("export", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["consent"]["entries"]["diagnostics"]["status"] == "granted"
+    assert [i["record_id"] for i in body["queued_items"]] == ["r1"]
+    assert len(body["audit_trail"]) == 3
+    assert "JPEG-of-the-street" not in result.stdout
+
+
+def test_subject_erase_deletes_and_leaves_a_verifiable_record(tmp_path: Path) -> None:
+    config = _device(tmp_path)
+    state = tmp_path / "state"
+    last_hash = read_records(state / "audit.jsonl").records[-1].hash
+    refused = _subject("erase", "--config", str(config))
+    assert refused.returncode == 2
+    result = _subject("erase", "--config", str(config), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert not (state / "outbox.sqlite3").exists()
+    assert not (state / "consent.json").exists()
+    records = read_records(state / "audit.jsonl").records
+    assert [r.event for r in records] == [AuditEvent.ERASED]
+    assert last_hash in records[0].detail
+    assert records[0].counts == {"queued_items": 1, "audit_records": 3, "consent_entries": 1}
+    log = AuditLog(state / "audit.jsonl")  # the agent goes on chaining from it
+    log.append(AuditEvent.STARTED, NOW.isoformat())
+    log.close()
+    assert verify_file(state / "audit.jsonl").ok
