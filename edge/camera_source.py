@@ -13,6 +13,9 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+import cv2
+import numpy as np
+
 from edge.clock import SystemClock
 from edge.config import AgentConfig
 from edge.errors import InputError
@@ -27,6 +30,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 60.0
+CLIP_WIDTH_PX = 640  # event clips are previews: 640 px wide keeps a 3 s clip near 20 MB raw
+
+
+MAX_PENDING_EVENTS = 2  # backpressure: alarms carry frames; never let them pile up
+
+
+def _preview(frame: Frame) -> Frame:
+    height, width = frame.shape[:2]
+    if width <= CLIP_WIDTH_PX:
+        return frame
+    size = (CLIP_WIDTH_PX, max(2, round(height * CLIP_WIDTH_PX / width)) // 2 * 2)
+    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def parse_source(text: str) -> int | str:
@@ -56,20 +71,34 @@ class CameraReader:
         except InputError as err:
             logger.error("camera: %s", err)
             return
-        clip_len = max(1, round(self._config.media.clip_seconds * self._config.media.clip_fps))
+        media = self._config.media
+        clip_len = max(1, round(media.clip_seconds * media.clip_fps))
+        keep_every = max(1, round(source.fps / media.clip_fps))
         recent: deque[Frame] = deque(maxlen=clip_len)
         state = MotionState()
         last_status = 0.0
+        period = 1.0 / source.fps
+        next_frame = time.monotonic()
+        count = 0
         try:
             while not self._stop.is_set():
                 frame = source.read()
                 if frame is None:
                     logger.info("camera: end of stream")
                     return
-                recent.append(frame)
+                count += 1
+                if count % keep_every == 0:
+                    recent.append(_preview(frame))
                 state, fired = detect_motion(state, frame)
-                if fired:
+                if fired and self._agent.events.qsize() < MAX_PENDING_EVENTS:
                     self._agent.events.put(MotionAlarm(clock.now(), frame, tuple(recent)))
+                elif fired:
+                    logger.warning("camera: agent busy, alarm dropped (counted)")
+                    self._agent.counters["alarms_dropped_busy"] += 1
+                if source.is_file:
+                    # A file plays at its own frame rate, as a camera would deliver it.
+                    next_frame += period
+                    time.sleep(max(0.0, next_frame - time.monotonic()))
                 if time.monotonic() - last_status > STATUS_EVERY_S:
                     last_status = time.monotonic()
                     self._agent.events.put(StatusDue(clock.now()))

@@ -17,9 +17,10 @@ class CameraError(InputError):
 class FrameSource:
     """Validated BGR frames from ``cv2.VideoCapture``; ``read()`` is None at the end."""
 
-    def __init__(self, capture: cv2.VideoCapture, name: str) -> None:
+    def __init__(self, capture: cv2.VideoCapture, name: str, is_file: bool = False) -> None:
         self._capture = capture
         self.name = name
+        self.is_file = is_file  # a recorded file, to be paced at its frame rate
 
     @property
     def fps(self) -> float:
@@ -55,4 +56,5 @@ def open_source(source: int | str) -> FrameSource:
         capture.release()
         kind = "device" if isinstance(source, int) else "source"
         raise CameraError(f"camera: cannot open {kind} {source!r}")
-    return FrameSource(capture, str(source))
+    is_file = isinstance(source, str) and "://" not in source
+    return FrameSource(capture, str(source), is_file)
