@@ -89,6 +89,8 @@ logger = logging.getLogger(__name__)
 BATCH = 256
 EXPIRE_EVERY_S = 5.0
 COUNTERS_EVERY_S = 300.0
+SUBSCRIBE_TIMEOUT_S = 5.0
+SUBSCRIBE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,8 @@ class Agent:
         self._audio: list[AudioCaptured] = []
         self._to_queue: list[Release] = []
         self._acked: list[tuple[OutboxItem, PublishAcked]] = []
+        self._subscribe_sent_at: float | None = None
+        self._subscribe_attempts = 0
         self._last_expire = clock.monotonic()
         self._last_counters = clock.monotonic()
         self._audit(
@@ -261,6 +265,7 @@ class Agent:
         elif isinstance(event, MessageReceived):
             self._on_message(event)
         elif isinstance(event, Subscribed):
+            self._subscribe_sent_at = None
             if not event.granted:
                 logger.error("command subscription refused: %s", event.reason_codes)
         elif isinstance(event, Tick):
@@ -270,8 +275,27 @@ class Agent:
         else:
             self._on_device_input(event)
 
+    def _subscribe_commands(self) -> None:
+        self._subscribe_attempts += 1
+        self._subscribe_sent_at = self.clock.monotonic()
+        self.transport.subscribe(self.topics.of(Channel.COMMAND), qos=1)
+
     def _housekeeping(self) -> None:
         mono = self.clock.monotonic()
+        sent = self._subscribe_sent_at
+        if (
+            sent is not None
+            and self.session.connected
+            and mono - sent > SUBSCRIBE_TIMEOUT_S
+            and self._subscribe_attempts < SUBSCRIBE_ATTEMPTS
+        ):
+            # A clustered broker may not answer a new QoS 1 subscription while a node is
+            # down (NATS: ~4 s after it is back): retry a bounded number of times.
+            logger.warning("no SUBACK for the command topic after %.0f s: retrying", mono - sent)
+            try:
+                self._subscribe_commands()
+            except TransportError as err:
+                logger.warning("resubscribe failed: %s", err)
         if mono - self._last_expire >= EXPIRE_EVERY_S:
             self._last_expire = mono
             self._record_drops(self.outbox.expire(self.clock.now()))
@@ -303,7 +327,8 @@ class Agent:
         logger.info("connected to %s over MQTT %s", event.endpoint, event.protocol.value)
         self._audit(AuditEvent.CONNECTED, detail=f"{event.endpoint} MQTT {event.protocol.value}")
         try:
-            self.transport.subscribe(self.topics.of(Channel.COMMAND), qos=1)
+            self._subscribe_attempts = 0
+            self._subscribe_commands()
             payload, clause = self._availability("online", self.state.session_counter)
             self._publish_direct(self.topics.of(Channel.AVAILABILITY), payload, clause)
             self._publish_birth()

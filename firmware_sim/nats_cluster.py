@@ -75,6 +75,9 @@ jetstream {{ store_dir: "{node.workdir / node.name}" }}
 cluster {{ name: edge, listen: {self.host}:{node.route_port}, routes: [ {routes} ] }}
 mqtt {{
   listen: {self.host}:{node.mqtt_port}
+  # Three replicas of the MQTT session/retained/message streams: with the default (fewer
+  # replicas than nodes) losing one node can lose a stream's quorum, and reconnects fail.
+  stream_replicas: {len(self.nodes)}
   tls {{
     cert_file: "{self.tls.server_cert}"
     key_file: "{self.tls.server_key}"

@@ -66,3 +66,18 @@ def observer_for(broker: MosquittoBroker, pki: Pki, topic_filter: str = "#") -> 
     ident = pki.observers["observer"]
     context = client_context(pki.ca_cert, ident.cert, ident.key)
     return Observer(broker.host, broker.port, context, "observer", topic_filter)
+
+
+@pytest.fixture(scope="session")
+def nats_binary() -> str:
+    from firmware_sim.nats_cluster import find_nats_server
+
+    binary = find_nats_server()
+    if binary is None:
+        message = (
+            "nats-server is not installed (scripts/setup.sh installs it from Debian's packages)"
+        )
+        if running_under_ci():
+            pytest.fail(message + "; under CI=true this is a failure, not a skip")
+        pytest.skip(message)
+    return binary
