@@ -309,3 +309,54 @@ def test_leak_audit_catches_a_deliberately_leaky_gate(
         w.relay.close()
     problems = [f.problem for f in audit_run(record).findings]
     assert any("'ip_address' is not disclosed for notification" in p for p in problems)
+
+
+def test_bad_commands_get_clear_refusals_and_change_nothing(world: World) -> None:
+    topic = "devices/SN0001/cmd"
+    forged = world.harness.receipt("diagnostics", "en-2023-01-10")
+    signature = str(forged["signature"])
+    forged["signature"] = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    replay = world.harness.receipt("device_ai", "en-2023-01-10")
+    bad = [
+        b"{not json",
+        b"[]",
+        json.dumps({"id": "u1", "command": "reboot"}).encode(),
+        json.dumps({"id": "u2", "command": "audio.set", "on": "loud"}).encode(),
+        json.dumps({"id": "u3", "command": "consent.grant", "receipt": forged}).encode(),
+        json.dumps(
+            {
+                "id": "u4",
+                "command": "consent.grant",
+                "receipt": world.harness.receipt("device_ai", "en-2020-01-19"),
+            }
+        ).encode(),
+        json.dumps({"id": "u5", "command": "policy.accept", "version": "de-1999-01-01"}).encode(),
+        b"{" + b" " * 20_000 + b"}",
+        json.dumps({"id": "ok1", "command": "consent.grant", "receipt": replay}).encode(),
+        json.dumps(
+            {"id": "u6", "command": "consent.grant", "receipt": replay}
+        ).encode(),  # replayed
+    ]
+    for payload in bad:
+        world.backend.publish(topic, payload)
+    got = world.backend.wait_for(
+        lambda ms: sum(m.topic.endswith("cmd/result") for m in ms) >= len(bad), 20
+    )
+    results = [
+        json.loads(m.payload)["data"]["command_result"]
+        for m in got
+        if m.topic.endswith("cmd/result")
+    ]
+    assert len(results) == len(bad)
+    by_id = {r["id"]: r for r in results if r["id"]}
+    assert "unknown command 'reboot'" in by_id["u1"]["reason"]
+    assert "forged" in by_id["u3"]["reason"]
+    assert "names policy en-2020-01-19" in by_id["u4"]["reason"]
+    assert "unknown policy version" in by_id["u5"]["reason"]
+    assert by_id["ok1"]["ok"] is True
+    assert "replayed" in by_id["u6"]["reason"]
+    assert sum(1 for r in results if not r["ok"]) == len(bad) - 1
+    agent = world.harness.agent
+    assert agent is not None
+    assert agent.manifest.version == "en-2023-01-10"
+    assert agent.consent_snapshot()["diagnostics"] == "never"
