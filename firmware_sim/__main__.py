@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -47,9 +46,8 @@ from firmware_sim.harness import (
 )
 from firmware_sim.leak_audit import AuditSummary, audit_run
 from firmware_sim.link import LinkRelay
-from firmware_sim.observer import Observer
 from firmware_sim.report import summarise, summary_text, write_html
-from firmware_sim.runner import RunRecord, run_scenario, send_command
+from firmware_sim.runner import NoBackend, RunRecord, run_scenario, send_command
 from firmware_sim.scenarios import ALL_CONSENTS, SCENARIOS, get_scenario
 
 EXIT_BAD_INPUT = 2
@@ -76,17 +74,6 @@ class Status:
         if self.tty:
             print("\r\033[K", end="")
         print(f"  {text}", flush=True)
-
-
-@dataclass
-class Bench:
-    """A broker, a relay in front of it, and a backend observer: one device's world."""
-
-    pki: Pki
-    broker_host: str
-    broker_port: int
-    relay: LinkRelay
-    backend: Observer
 
 
 @contextlib.contextmanager
@@ -220,7 +207,7 @@ def _run_one(
         record = run_scenario(
             harness,
             relay,
-            backend or _null_backend(pki, host, port),
+            backend or NoBackend(),
             SimDevice(serial, images=images),
             get_scenario(scenario),
             speed_for(scenario, speed),
@@ -234,12 +221,6 @@ def _run_one(
         if backend is not None:
             backend.stop()
         relay.close()
-
-
-def _null_backend(pki: Pki, host: str, port: int) -> Observer:
-    raise SimError(
-        "running against an external broker needs an observer identity (use the local broker)"
-    )
 
 
 # -- demo ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from edge.inputs import AudioCaptured, MotionAlarm
 from edge.media.frames import Frame
@@ -22,8 +23,39 @@ from edge.model import Box
 from firmware_sim.device import FromApp, Output, SimDevice, ToAgent
 from firmware_sim.harness import AgentHarness
 from firmware_sim.link import LinkRelay
-from firmware_sim.observer import Observed, Observer
+from firmware_sim.observer import Observed
 from firmware_sim.scenarios import Scenario
+
+
+class Backend(Protocol):
+    """What the runner needs of the backend: send commands, see what arrived."""
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
+
+    def snapshot(self) -> list[Observed]: ...
+
+    def wait_for(
+        self, predicate: Callable[[list[Observed]], bool], timeout_s: float = 10.0
+    ) -> list[Observed]: ...
+
+
+class NoBackend:
+    """Running against someone else's broker without a backend identity: the app's
+    commands cannot be sent (they are skipped and noted) and nothing is observed."""
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self.skipped.append(topic)
+
+    def snapshot(self) -> list[Observed]:
+        return []
+
+    def wait_for(
+        self, predicate: Callable[[list[Observed]], bool], timeout_s: float = 10.0
+    ) -> list[Observed]:
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +100,11 @@ def _quiet(_: str) -> None:
 
 
 def send_command(
-    harness: AgentHarness, backend: Observer, command: str, argument: str | bool, wait_s: float
+    harness: AgentHarness, backend: Backend, command: str, argument: str | bool, wait_s: float
 ) -> bool:
     """Send one command as the user's app would; wait for its result when the link is up."""
     topic = f"devices/{harness.setup.serial}/cmd"
-    before = len(backend.on_topic(f"{topic}/result"))
+    before = sum(m.topic == f"{topic}/result" for m in backend.snapshot())
     backend.publish(topic, harness.command_payload(command, argument))
     if wait_s <= 0:
         return True
@@ -85,7 +117,7 @@ def send_command(
 def run_scenario(
     harness: AgentHarness,
     relay: LinkRelay,
-    backend: Observer,
+    backend: Backend,
     device: SimDevice,
     scenario: Scenario,
     speed: float,
@@ -157,7 +189,7 @@ def _deliver(
     out: Output,
     harness: AgentHarness,
     relay: LinkRelay,
-    backend: Observer,
+    backend: Backend,
     record: RunRecord,
     note: Callable[[str, str], None],
     timers: list[tuple[float, str]],
