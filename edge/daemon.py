@@ -24,7 +24,7 @@ from edge.clock import SystemClock
 from edge.config import AgentConfig, parse_config
 from edge.errors import ConfigError, ConfigIssue, EdgeError
 from edge.policy.manifest import list_versions
-from edge.tls import TlsFiles, build_ssl_context, check_key_permissions
+from edge.tls import TlsFiles, TlsIdentity, check_key_permissions
 from edge.transport import MqttTransport
 
 logger = logging.getLogger(__name__)
@@ -133,13 +133,14 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
     from edge.agent import Agent, Stop
     from edge.camera_source import start_camera
 
-    context = build_ssl_context(TlsFiles(config.tls.ca, config.tls.cert, config.tls.key))
+    identity = TlsIdentity(TlsFiles(config.tls.ca, config.tls.cert, config.tls.key))
+    identity.context()  # refuse to start on unusable files
     app_key = load_app_key(config.policy.app_public_key) if config.policy.app_public_key else None
 
     def transport_factory(client_id: str, events: object) -> MqttTransport:
         return MqttTransport(
             client_id,
-            context,
+            identity.context,
             events,  # type: ignore[arg-type]
             config.broker.keepalive_s,
             config.broker.max_inflight,

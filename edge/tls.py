@@ -79,3 +79,42 @@ def build_ssl_context(files: TlsFiles) -> ssl.SSLContext:
             ]
         ) from err
     return context
+
+
+class TlsIdentity:
+    """The device's TLS context, rebuilt when its certificate or key file changes.
+
+    Certificate rotation: provisioning writes a new certificate and key in place; the
+    next connection uses them, without restarting the agent. The context is built once
+    per version of the files, not per connection.
+    """
+
+    def __init__(self, files: TlsFiles) -> None:
+        self.files = files
+        self._stamp: tuple[float, ...] = ()
+        self._context: ssl.SSLContext | None = None
+
+    def _mtimes(self) -> tuple[float, ...]:
+        stamps = []
+        for path in (self.files.ca_cert, self.files.cert, self.files.key):
+            try:
+                stamps.append(path.stat().st_mtime)
+            except OSError:
+                stamps.append(-1.0)
+        return tuple(stamps)
+
+    def context(self) -> ssl.SSLContext:
+        """The current context; a rebuild that fails keeps the previous one.
+
+        Raises:
+            ConfigError: only when no context could ever be built.
+        """
+        stamp = self._mtimes()
+        if self._context is None or stamp != self._stamp:
+            try:
+                self._context = build_ssl_context(self.files)
+                self._stamp = stamp
+            except ConfigError:
+                if self._context is None:
+                    raise
+        return self._context

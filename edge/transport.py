@@ -103,7 +103,7 @@ class MqttTransport:
     def __init__(
         self,
         client_id: str,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
         events: queue.Queue[TransportEvent],
         keepalive_s: int = 30,
         max_inflight: int = 100,
@@ -219,7 +219,8 @@ class MqttTransport:
             clean_session=None if protocol is Protocol.MQTT5 else False,
             reconnect_on_failure=False,
         )
-        client.tls_set_context(self._context)
+        context = self._context() if callable(self._context) else self._context
+        client.tls_set_context(context)
         client.connect_timeout = self._connect_timeout_s
         client.max_inflight_messages_set(self._max_inflight)
         client.max_queued_messages_set(0)
@@ -375,14 +376,3 @@ def _humanise_socket_error(reason: str, endpoint: Endpoint | None) -> str:
         if needle in lowered:
             return describe_tls_error(ssl.SSLError(reason), where)
     return reason
-
-
-def make_transport_factory(
-    ssl_context: ssl.SSLContext, keepalive_s: int, max_inflight: int
-) -> Callable[[str, queue.Queue[TransportEvent]], MqttTransport]:
-    """A factory the agent uses to build its transport (one place sets the knobs)."""
-
-    def factory(client_id: str, events: queue.Queue[TransportEvent]) -> MqttTransport:
-        return MqttTransport(client_id, ssl_context, events, keepalive_s, max_inflight)
-
-    return factory

@@ -35,7 +35,7 @@ from edge.config import (
 from edge.inputs import DeviceInput
 from edge.policy.receipts import ReceiptBody, sign_receipt
 from edge.session import Endpoint
-from edge.tls import TlsFiles, build_ssl_context
+from edge.tls import TlsFiles, TlsIdentity
 from edge.transport import MqttTransport
 from firmware_sim.errors import SimError
 from firmware_sim.observer import Observer, client_context
@@ -134,7 +134,8 @@ class AgentHarness:
         self.config = config
         self.clock = clock or SimClock()
         self.synchronous = synchronous
-        self._context = build_ssl_context(TlsFiles(config.tls.ca, config.tls.cert, config.tls.key))
+        self._identity = TlsIdentity(TlsFiles(config.tls.ca, config.tls.cert, config.tls.key))
+        self._identity.context()  # fail now on unusable files
         self.agent: Agent | None = None
         self._thread: threading.Thread | None = None
         self._counter = 0
@@ -143,7 +144,7 @@ class AgentHarness:
     def _factory(self, client_id: str, events: object) -> MqttTransport:
         return MqttTransport(
             client_id,
-            self._context,
+            self._identity.context,
             events,  # type: ignore[arg-type]
             self.config.broker.keepalive_s,
             self.config.broker.max_inflight,
