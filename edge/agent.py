@@ -241,7 +241,7 @@ class Agent:
                     if self.transport.protocol is Protocol.MQTT5
                     else AuditEvent.UNCONFIRMED
                 )
-                self._audit_item(event, item, reason_code=ack.reason_code)
+                self._audit_release(event, item, reason_code=ack.reason_code)
         self.audit.sync()
         self._pump()
 
@@ -400,7 +400,7 @@ class Agent:
         if event.refused:
             self.counters["refused_by_broker"] += 1
             for drop in self.outbox.refused([item.record_id]):
-                self._audit_item(
+                self._audit_release(
                     AuditEvent.REFUSED_BY_BROKER,
                     item,
                     reason_code=event.reason_code,
@@ -499,7 +499,9 @@ class Agent:
         retain = channel in RETAINED_CHANNELS
         item = self._release(decision, channel, priority, retain, candidate.created_at)
         self._to_queue.append(item)
-        self._audit_release(AuditEvent.QUEUED, item, counts=audit_counts)
+        self._audit_release(
+            AuditEvent.QUEUED, item, counts=audit_counts, consent=self.consent_snapshot()
+        )
         return item
 
     def _check_media(self, decision: Decision, counts: dict[str, int]) -> Decision:
@@ -766,22 +768,10 @@ class Agent:
             **fields,
         )
 
-    def _audit_release(self, event: AuditEvent, item: Release, **fields: object) -> None:
-        self.audit.append(
-            event,
-            self.clock.now().isoformat(),
-            topic=item.topic,
-            payload_sha256=sha256(item.payload),
-            size=len(item.payload),
-            qos=item.qos,
-            record_id=item.record_id,
-            policy_version=item.policy_version,
-            clause=item.clause,
-            consent=self.consent_snapshot(),
-            **fields,
-        )
-
-    def _audit_item(self, event: AuditEvent, item: OutboxItem, **fields: object) -> None:
+    def _audit_release(
+        self, event: AuditEvent, item: Release | OutboxItem, **fields: object
+    ) -> None:
+        """One record about one message: where, how big, its digest, under which clause."""
         self.audit.append(
             event,
             self.clock.now().isoformat(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,3 +39,18 @@ def validate_audio(samples: object, sample_rate_hz: int) -> AudioChunk:
     if samples.size > MAX_SECONDS * sample_rate_hz:
         raise InputError(f"audio: more than {MAX_SECONDS} s of samples")
     return AudioChunk(samples, sample_rate_hz)
+
+
+def concat_audio(chunks: Sequence[AudioChunk]) -> AudioChunk:
+    """One chunk from consecutive microphone reads, so a clip gets a single audio track.
+
+    Raises:
+        InputError: no chunks, mixed sample rates, or more than ``MAX_SECONDS`` in total.
+    """
+    if not chunks:
+        raise InputError("audio: no chunks to concatenate")
+    rates = {chunk.sample_rate_hz for chunk in chunks}
+    if len(rates) != 1:
+        raise InputError(f"audio: chunks have different sample rates {sorted(rates)}")
+    samples = np.concatenate([chunk.samples for chunk in chunks])
+    return validate_audio(samples, chunks[0].sample_rate_hz)
