@@ -173,7 +173,12 @@ class Agent:
 
     @property
     def audio_on(self) -> bool:
-        """The audio toggle as the capture side must obey it (design.md rule 5)."""
+        """The audio toggle as the capture side must obey it (design.md rule 5).
+
+        ``audio.enabled = false`` in the config is a hard off for this device; otherwise
+        the user's toggle (persisted), else the version's default, decides."""
+        if self.config.audio.enabled is False:
+            return False
         return audio_policy.may_open_microphone(self.manifest, self.state.audio_on)
 
     def is_idle(self) -> bool:
@@ -668,6 +673,9 @@ class Agent:
             )
 
     def _set_audio(self, command: SetAudio) -> None:
+        if command.on and self.config.audio.enabled is False:
+            self._command_result(command.id, False, "audio is disabled in this device's configuration")
+            return
         if command.on and not self.manifest.discloses_audio():
             self._command_result(
                 command.id, False, f"policy {self.manifest.version} discloses no audio collection"

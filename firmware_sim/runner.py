@@ -132,9 +132,7 @@ def run_scenario(
     first = len(backend.snapshot())
     mono0 = time.monotonic()
     record.mono0, record.speed = mono0, speed
-    record.audio_setting = (
-        agent.state.audio_on if agent is not None else harness.config.audio.enabled
-    )
+    record.audio_setting = agent.audio_on if agent is not None else harness.config.audio.enabled
     record.consent_at_start = agent.consent_snapshot() if agent is not None else {}
     start = harness.clock.now()
 
