@@ -674,7 +674,8 @@ class Agent:
 
     def _set_audio(self, command: SetAudio) -> None:
         if command.on and self.config.audio.enabled is False:
-            self._command_result(command.id, False, "audio is disabled in this device's configuration")
+            reason = "audio is disabled in this device's configuration"
+            self._command_result(command.id, False, reason)
             return
         if command.on and not self.manifest.discloses_audio():
             self._command_result(
