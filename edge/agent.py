@@ -29,7 +29,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -386,7 +386,8 @@ class Agent:
             return
         batch, drops = self.outbox.next_batch(self.clock.now(), room)
         self._record_drops(drops)
-        for position, item in enumerate(batch):
+        for position, queued in enumerate(batch):
+            item = self._audio_checked(queued)
             try:
                 mid = self.transport.publish(item.topic, item.payload, item.qos, item.retain)
             except TransportError as err:
@@ -397,6 +398,21 @@ class Agent:
                 self.inflight.clear()
                 return
             self.inflight[mid] = item
+
+    def _audio_checked(self, item: OutboxItem) -> OutboxItem:
+        """Rule 5 at send time: a clip queued while audio was on leaves without its audio
+        track if audio has been turned off since (the container is stripped and the
+        ``audio_track`` field removed; the message only loses something)."""
+        if item.topic != self.topics.of(Channel.CLIP) or self.audio_on:
+            return item
+        stripped = produce.without_audio(item.payload)
+        if stripped is None:
+            return item
+        self.counters["audio_tracks_stripped"] += 1
+        self._audit_release(
+            AuditEvent.DENIED, item, detail="audio turned off: audio track stripped before sending"
+        )
+        return replace(item, payload=stripped)
 
     def _on_puback(self, event: PublishAcked) -> None:
         item = self.inflight.pop(event.mid, None)

@@ -260,3 +260,29 @@ def outbox_item(item: Release) -> OutboxItem:
         policy_version=item.policy_version,
         clause=item.clause,
     )
+
+
+def without_audio(payload: bytes) -> bytes | None:
+    """The clip envelope without its audio (stream and field), or None if it had none.
+
+    A payload that cannot be parsed is returned without its clip at all: fail closed.
+    """
+    import base64
+
+    from edge.errors import InputError
+    from edge.media.clip import inspect_clip, strip_audio
+
+    try:
+        body = json.loads(payload)
+        data = body["data"]
+        clip = base64.b64decode(data[FieldName.EVENT_CLIP.value]["b64"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    try:
+        if FieldName.AUDIO_TRACK.value not in data and inspect_clip(clip).audio_streams == 0:
+            return None
+        data[FieldName.EVENT_CLIP.value]["b64"] = base64.b64encode(strip_audio(clip)).decode()
+    except InputError:
+        data.pop(FieldName.EVENT_CLIP.value, None)
+    data.pop(FieldName.AUDIO_TRACK.value, None)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

@@ -238,3 +238,30 @@ def test_clip_opens_in_opencv(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_bad_audio_gives_a_clear_input_error(samples: object, rate: int, fragment: str) -> None:
     with pytest.raises(InputError, match=fragment):
         validate_audio(samples, rate)
+
+
+def test_without_audio_strips_a_queued_clip_envelope() -> None:
+    import base64
+    import json
+
+    from edge.produce import without_audio
+
+    clip = make_clip(_frames(), 5, _audio())
+    body = {
+        "v": 1,
+        "data": {
+            "serial_number": "SN0001",
+            "event_clip": {"b64": base64.b64encode(clip).decode(), "type": "video/mp4"},
+            "audio_track": {"codec": "aac", "seconds": 1.0},
+        },
+    }
+    stripped = without_audio(json.dumps(body).encode())
+    assert stripped is not None
+    data = json.loads(stripped)["data"]
+    assert "audio_track" not in data
+    assert inspect_clip(base64.b64decode(data["event_clip"]["b64"])).audio_streams == 0
+    silent = {
+        "v": 1,
+        "data": {"event_clip": {"b64": base64.b64encode(make_clip(_frames(), 5, None)).decode()}},
+    }
+    assert without_audio(json.dumps(silent).encode()) is None
