@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -68,7 +69,6 @@ from edge.session import (
     ConnectionLost,
     ConnectSucceeded,
     MessageReceived,
-    Protocol,
     PublishAcked,
     SessionConfig,
     SessionState,
@@ -79,10 +79,11 @@ from edge.session import (
     on_connection_lost,
     start,
 )
+from edge.session import Protocol as MqttProtocol
 from edge.state_file import AgentState, load_agent_state, save_agent_state
 from edge.store import open_or_quarantine
 from edge.topics import RETAINED_BY_PURPOSE, RETAINED_CHANNELS, Channel, Topics
-from edge.transport import MqttTransport, Will
+from edge.transport import Will
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,28 @@ class Stop:
 
 AgentEvent = TransportEvent | DeviceInput | Tick | Stop
 
-TransportFactory = Callable[[str, "queue.Queue[TransportEvent]"], MqttTransport]
+
+class Transport(Protocol):
+    """What the agent needs of a transport: ``MqttTransport``, or the simulator's
+    in-memory link for deterministic runs without sockets."""
+
+    @property
+    def protocol(self) -> MqttProtocol: ...
+
+    def connect(self, command: Connect, will: Will) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int: ...
+
+    def subscribe(self, topic: str, qos: int = 1) -> int: ...
+
+    def disconnect(self) -> None: ...
+
+    def drop(self) -> None: ...
+
+    def close(self, timeout_s: float = 5.0) -> None: ...
+
+
+TransportFactory = Callable[[str, "queue.Queue[TransportEvent]"], Transport]
 
 
 def sha256(data: bytes) -> str:
@@ -243,7 +265,7 @@ class Agent:
             for item, ack in acked:
                 event = (
                     AuditEvent.ACKED
-                    if self.transport.protocol is Protocol.MQTT5
+                    if self.transport.protocol is MqttProtocol.MQTT5
                     else AuditEvent.UNCONFIRMED
                 )
                 self._audit_release(event, item, reason_code=ack.reason_code)
