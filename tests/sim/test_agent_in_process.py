@@ -13,7 +13,9 @@ from firmware_sim.in_memory import run_in_memory
 from firmware_sim.leak_audit import audit_run
 from firmware_sim.scenarios import SCENARIOS, get_scenario
 
-CASES = [(name, "en-2023-01-10", ("device_ai", "diagnostics", "device_log")) for name in SCENARIOS]
+CASES: list[tuple[str, str, tuple[str, ...]]] = [
+    (name, "en-2023-01-10", ("device_ai", "diagnostics", "device_log")) for name in SCENARIOS
+]
 CASES += [
     (name, version, ())
     for name in ("normal_day", "street_parked_cars", "audio_off")
