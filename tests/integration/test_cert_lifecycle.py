@@ -126,3 +126,48 @@ def test_a_device_cannot_read_another_devices_commands(
     finally:
         spy.stop()
         backend.stop()
+
+
+def test_certificate_expiring_while_connected_queues_until_renewed(
+    mosquitto_binary: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    pki = provision(tmp_path / "pki", ["SN0001"], observers=("observer",))
+    now = datetime.now(UTC)
+    issue_device_files(
+        pki, "SN0001", now=now, days=1, not_before=now - timedelta(days=1) + timedelta(seconds=4)
+    )
+    broker = start_mosquitto(
+        tmp_path / "broker",
+        BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key),
+        persistence=True,
+    )
+    relay = LinkRelay(broker.host, broker.port)
+    backend = backend_observer(pki, broker.host, broker.port, "devices/SN0001/telemetry").start()
+    setup = prepare_device(pki, "SN0001", tmp_path / "dev")
+    harness = AgentHarness(
+        setup, agent_config(setup, [(relay.host, relay.port)], "en-2020-01-19"), SimClock()
+    )
+    try:
+        harness.start()
+        assert harness.wait_connected(15)
+        time.sleep(5)  # the certificate expires; the established session goes on
+        relay.drop()  # the next handshake must fail: the broker refuses an expired certificate
+        for _ in range(5):
+            harness.put(StatusDue(harness.clock.now()))
+        time.sleep(2)
+        agent = harness.agent
+        assert agent is not None
+        assert not agent.session.connected
+        assert "expired" in agent.session.last_error
+        assert agent.outbox.pending_count() == 5  # queued, not lost
+        issue_device_files(pki, "SN0001")  # renewal, in place
+        assert harness.wait_drained(20)
+        got = backend.wait_for(lambda ms: len(ms) >= 5, 10)
+        assert len({json.loads(m.payload)["record_id"] for m in got}) == 5
+    finally:
+        harness.stop()
+        backend.stop()
+        relay.close()
+        broker.stop()

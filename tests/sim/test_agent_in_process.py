@@ -108,3 +108,24 @@ def test_audio_off_refuses_the_microphone_and_strips_queued_audio(tmp_path: Path
         if m.topic.endswith("clip") and "audio_track" in json.loads(m.payload)["data"]
     ]
     assert len(with_audio) == 2  # before the toggle went off, and after it came back on
+
+
+def test_clock_jumping_back_loses_nothing_and_expires_nothing(tmp_path: Path) -> None:
+    from firmware_sim import scenarios as sc
+
+    scenario = sc.Scenario(
+        "clock_back",
+        "the RTC jumps back a day while alarms are queued offline",
+        11,
+        (
+            sc.Step(0, sc.NetworkDown(30)),
+            sc.Step(1, sc.MotionDetected("doorway", (), clip=False)),
+            sc.Step(2, sc.ClockSkewed(-86400)),
+            sc.Step(3, sc.MotionDetected("doorway", (), clip=False)),
+            sc.Step(40, sc.StatusReported()),
+        ),
+    )
+    record, _ = run_in_memory(scenario, "en-2023-01-10", tmp_path)
+    assert len([m for m in record.messages if m.topic.endswith("alarm/event")]) == 2
+    assert record.counters.get("expired", 0) == 0
+    assert [f.problem for f in audit_run(record).findings] == []
