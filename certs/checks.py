@@ -2,6 +2,20 @@
 
 ``check_cert`` never raises for a bad certificate: it returns findings, each with a
 severity, a stable code and a sentence, so the CLI can print them all.
+
+Rules (each has a test in ``tests/unit/test_certs.py``):
+
+1. Outside its validity window a certificate is an error (``expired``/``not-yet-valid``);
+   fewer than 30 days left is a warning (``expires-soon``), time to rotate.
+2. With a CA given, the certificate must be issued and signed by it (``chain``), and the CA
+   must be a CA allowed to sign certificates (``ca-flags``) and within its validity
+   (``ca-expired``): TLS stacks reject each of these, so we say so before they do.
+3. With a usage expected, a leaf must not be a CA, must allow digital signatures if it has a
+   KeyUsage, and its ExtendedKeyUsage must name that usage (``ca-flags``/``key-usage``);
+   a CA must allow keyCertSign.
+4. With a host expected, the SANs must cover it; the CN is not consulted (RFC 6125 6.4.4,
+   and OpenSSL hostname checks ignore the CN when SANs exist) (``san``).
+5. RSA below 2048 bits and EC below 256 bits are errors (``weak-key``).
 """
 
 from __future__ import annotations
@@ -20,11 +34,15 @@ EXPIRY_WARNING = timedelta(days=30)
 
 
 class Severity(StrEnum):
+    """ERROR means a TLS peer will refuse the certificate; WARNING means act soon."""
+
     ERROR = "error"
     WARNING = "warning"
 
 
 class Usage(StrEnum):
+    """What the certificate is expected to be used for (the CLI's ``--usage``)."""
+
     SERVER = "server"
     CLIENT = "client"
     CA = "ca"
@@ -32,6 +50,8 @@ class Usage(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
+    """One finding: ``code`` is stable for scripts and tests, ``message`` is for people."""
+
     severity: Severity
     code: str
     message: str
@@ -66,6 +86,18 @@ def _san_covers(cert: x509.Certificate, host: str) -> bool:
     return address in san.get_values_for_type(x509.IPAddress)
 
 
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _may_sign_certs(cert: x509.Certificate) -> bool:
+    usage = _key_usage(cert)
+    return usage is None or usage.key_cert_sign
+
+
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     if cert.issuer != ca.subject:
         return False
@@ -83,7 +115,18 @@ def check_cert(
     expect_host: str | None = None,
     expect_usage: Usage | None = None,
 ) -> list[Problem]:
-    """Every problem found with ``cert`` at time ``now`` (empty: all good)."""
+    """Every problem found with ``cert`` at time ``now`` (empty: all good).
+
+    Args:
+        cert: the certificate to check.
+        now: timezone-aware time of the check.
+        ca_cert: the CA that should have issued ``cert`` (chain and CA flags are checked).
+        expect_host: a DNS name or IP address the SANs must cover.
+        expect_usage: server, client or CA.
+
+    Returns:
+        Findings in a stable order; never raises for a bad certificate.
+    """
     problems: list[Problem] = []
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     if now < start:
@@ -109,6 +152,19 @@ def check_cert(
             problems.append(
                 Problem(Severity.ERROR, "ca-flags", "the given CA certificate is not a CA")
             )
+        elif not _may_sign_certs(ca_cert):
+            problems.append(
+                Problem(Severity.ERROR, "ca-flags", "the given CA's key usage lacks keyCertSign")
+            )
+        if not ca_cert.not_valid_before_utc <= now < ca_cert.not_valid_after_utc:
+            problems.append(
+                Problem(
+                    Severity.ERROR,
+                    "ca-expired",
+                    f"the CA is valid only {ca_cert.not_valid_before_utc:%Y-%m-%d} to "
+                    f"{ca_cert.not_valid_after_utc:%Y-%m-%d}",
+                )
+            )
         if not _signed_by(cert, ca_cert):
             problems.append(
                 Problem(
@@ -117,12 +173,23 @@ def check_cert(
                     "not signed by the given CA (issuer or signature mismatch)",
                 )
             )
-    if expect_usage is Usage.CA and not _is_ca(cert):
-        problems.append(Problem(Severity.ERROR, "ca-flags", "BasicConstraints ca=false: not a CA"))
+    if expect_usage is Usage.CA:
+        if not _is_ca(cert):
+            problems.append(
+                Problem(Severity.ERROR, "ca-flags", "BasicConstraints ca=false: not a CA")
+            )
+        if not _may_sign_certs(cert):
+            problems.append(Problem(Severity.ERROR, "key-usage", "key usage lacks keyCertSign"))
     if expect_usage in (Usage.SERVER, Usage.CLIENT):
         if _is_ca(cert):
             problems.append(
                 Problem(Severity.ERROR, "ca-flags", "a leaf certificate must not be a CA")
+            )
+        key_usage = _key_usage(cert)
+        if key_usage is not None and not key_usage.digital_signature:
+            # An ECDHE-ECDSA handshake signs with the leaf key: digitalSignature is required.
+            problems.append(
+                Problem(Severity.ERROR, "key-usage", "key usage lacks digitalSignature")
             )
         wanted = (
             ExtendedKeyUsageOID.SERVER_AUTH
@@ -146,8 +213,21 @@ def check_cert(
     return problems
 
 
+def _key_usage_names(usage: x509.KeyUsage | None) -> list[str]:
+    if usage is None:
+        return []
+    flags = [
+        ("digitalSignature", usage.digital_signature),
+        ("keyEncipherment", usage.key_encipherment),
+        ("keyAgreement", usage.key_agreement),
+        ("keyCertSign", usage.key_cert_sign),
+        ("cRLSign", usage.crl_sign),
+    ]
+    return [name for name, on in flags if on]
+
+
 def describe(cert: x509.Certificate) -> list[tuple[str, str]]:
-    """The fields a person wants to see, as (label, value) rows."""
+    """The fields a person wants to see, as (label, value) rows (``inspect`` prints them)."""
     rows = [
         ("subject", cert.subject.rfc4514_string()),
         ("issuer", cert.issuer.rfc4514_string()),
@@ -163,6 +243,7 @@ def describe(cert: x509.Certificate) -> list[tuple[str, str]]:
     else:
         rows.append(("key", type(key).__name__))
     rows.append(("CA", "yes" if _is_ca(cert) else "no"))
+    rows.append(("key usage", ", ".join(_key_usage_names(_key_usage(cert))) or "-"))
     ekus = sorted(oid._name for oid in _ekus(cert))
     rows.append(("extended key usage", ", ".join(ekus) or "-"))
     try:

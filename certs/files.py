@@ -1,4 +1,4 @@
-"""Shell: PEM files on disk. Keys are 0600 in a 0700 folder and never overwritten without force."""
+"""Shell: PEM files on disk. Keys are 0600, new folders 0700; no overwrite without force."""
 
 from __future__ import annotations
 
@@ -13,28 +13,45 @@ from certs.errors import CertError
 from certs.issue import Issued, PrivateKey
 
 
+def _make_dirs(directory: Path) -> None:
+    """Create missing folders as 0700 (explicit chmod: the umask must not widen or narrow it).
+
+    Folders that already exist are left alone: the caller chose their mode.
+    """
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)
+
+
 def write_pem(path: Path, data: bytes, private: bool, force: bool = False) -> None:
-    """Write one PEM file; a private key gets mode 0600 and its folder 0700.
+    """Write one PEM file; a private key gets mode 0600, new folders 0700.
+
+    Without ``force`` the file is created with O_EXCL, so an existing file (or one created
+    meanwhile by another process) is never replaced.
 
     Raises:
-        CertError: the file exists and ``force`` is False.
+        CertError: the file exists and ``force`` is False, or it cannot be written.
     """
-    if path.exists() and not force:
-        raise CertError(f"{path} exists; use --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if private:
-        os.chmod(path.parent, 0o700)
     mode = 0o600 if private else 0o644
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
     try:
+        _make_dirs(path.parent)
+        fd = os.open(path, flags, mode)
+    except FileExistsError as err:
+        raise CertError(f"{path} exists; use --force to overwrite it") from err
+    except OSError as err:
+        raise CertError(f"cannot write {path}: {err.strerror}") from err
+    try:
+        os.fchmod(fd, mode)  # an overwritten file keeps its old mode otherwise
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.chmod(path, mode)
 
 
 def key_pem(key: PrivateKey) -> bytes:
+    """Unencrypted PKCS#8 PEM: brokers and the agent read keys without a passphrase."""
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -43,6 +60,7 @@ def key_pem(key: PrivateKey) -> bytes:
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
+    """The certificate as PEM."""
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -62,7 +80,9 @@ def load_cert(path: Path) -> x509.Certificate:
         return x509.load_pem_x509_certificate(path.read_bytes())
     except FileNotFoundError as err:
         raise CertError(f"certificate not found: {path}") from err
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        raise CertError(f"cannot read {path}: {err.strerror}") from err
+    except ValueError as err:
         raise CertError(f"not a PEM certificate: {path}") from err
 
 
@@ -72,7 +92,9 @@ def load_key(path: Path) -> PrivateKey:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError as err:
         raise CertError(f"key not found: {path}") from err
-    except (OSError, ValueError, TypeError) as err:
+    except OSError as err:
+        raise CertError(f"cannot read {path}: {err.strerror}") from err
+    except (ValueError, TypeError) as err:
         raise CertError(f"not an unencrypted PEM private key: {path}") from err
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise CertError(f"expected an EC private key: {path}")
@@ -80,4 +102,12 @@ def load_key(path: Path) -> PrivateKey:
 
 
 def load_issued(cert_path: Path, key_path: Path) -> Issued:
-    return Issued(load_key(key_path), load_cert(cert_path))
+    """A key and its certificate.
+
+    Raises:
+        CertError: either file is missing or malformed, or the key is not the cert's.
+    """
+    issued = Issued(load_key(key_path), load_cert(cert_path))
+    if issued.key.public_key() != issued.cert.public_key():
+        raise CertError(f"{key_path} is not the key of {cert_path}")
+    return issued

@@ -51,6 +51,8 @@ def validate_serial(serial: str) -> str:
 
 
 def validate_name(name: str) -> str:
+    """Raises CertError unless ``name`` is a safe observer name (it becomes a file name and a
+    broker user name, so no '/', spaces or MQTT wildcards)."""
     if not NAME_PATTERN.match(name):
         raise CertError(
             f"malformed identity name {name!r}: expected letters, digits, '_', '.', '-'"
@@ -68,6 +70,9 @@ def _validity(now: datetime, days: int, not_before: datetime | None) -> tuple[da
 
 
 def _check_ca_usable(ca: Issued, now: datetime) -> None:
+    """Refuse to sign with an expired CA, a non-CA, or a key that is not the CA's own."""
+    if now.tzinfo is None:
+        raise CertError("now must be timezone-aware")
     if now >= ca.cert.not_valid_after_utc:
         raise CertError(
             f"the CA expired on {ca.cert.not_valid_after_utc:%Y-%m-%d}; create a new CA"
@@ -78,6 +83,8 @@ def _check_ca_usable(ca: Issued, now: datetime) -> None:
         raise CertError("the CA certificate has no BasicConstraints: not a CA") from err
     if not constraints.ca:
         raise CertError("the given CA certificate is not a CA (BasicConstraints ca=false)")
+    if ca.key.public_key() != ca.cert.public_key():
+        raise CertError("the CA key does not belong to the CA certificate")
 
 
 def _name(common_name: str) -> x509.Name:
@@ -85,7 +92,16 @@ def _name(common_name: str) -> x509.Name:
 
 
 def build_ca(common_name: str, now: datetime, days: int = 3650) -> Issued:
-    """A self-signed CA that may sign leaf certificates and CRLs."""
+    """A self-signed CA that may sign leaf certificates and CRLs (path length 0: no sub-CAs).
+
+    Args:
+        common_name: the CA's subject CN.
+        now: timezone-aware issue time; validity starts 5 minutes earlier (clock skew).
+        days: validity in days, at least 1.
+
+    Raises:
+        CertError: ``now`` is naive or ``days`` < 1.
+    """
     key = new_key()
     start, end = _validity(now, days, None)
     name = _name(common_name)
@@ -171,7 +187,8 @@ def san_entries(names: Iterable[str]) -> list[x509.GeneralName]:
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
-            if not name or " " in name:
+            # DNS SANs are A-labels (RFC 5280 4.2.1.6): ASCII, no spaces or slashes.
+            if not name or not name.isascii() or any(c in name for c in " /\\"):
                 raise CertError(f"malformed host name for a SAN: {name!r}") from None
             entries.append(x509.DNSName(name))
     return entries
@@ -184,7 +201,18 @@ def issue_server_cert(
     days: int = 825,
     not_before: datetime | None = None,
 ) -> Issued:
-    """The broker's certificate; its SANs are what clients check the host name against."""
+    """The broker's certificate; its SANs are what clients check the host name against.
+
+    Args:
+        ca: the issuing CA (key and certificate).
+        sans: DNS names and IP addresses; the first is also the CN.
+        now: timezone-aware issue time (required; the default exists only for the order).
+        days: validity in days, at least 1.
+        not_before: start of validity (default ``now`` - 5 min); lets tests make expired certs.
+
+    Raises:
+        CertError: no SANs, a malformed SAN, an expired or unusable CA, or bad validity.
+    """
     if now is None:
         raise CertError("now is required")
     if not sans:
@@ -197,7 +225,12 @@ def issue_server_cert(
 def issue_device_cert(
     ca: Issued, serial: str, now: datetime, days: int = 825, not_before: datetime | None = None
 ) -> Issued:
-    """A device identity: CN = serial, client authentication only."""
+    """A device identity: CN = serial, client authentication only.
+
+    Raises:
+        CertError: a malformed serial (see ``SERIAL_PATTERN``), an expired or unusable CA,
+            or bad validity.
+    """
     validate_serial(serial)
     return _leaf(ca, serial, ExtendedKeyUsageOID.CLIENT_AUTH, [], now, days, not_before)
 
@@ -205,7 +238,11 @@ def issue_device_cert(
 def issue_client_cert(
     ca: Issued, name: str, now: datetime, days: int = 825, not_before: datetime | None = None
 ) -> Issued:
-    """An admin/observer identity (a backend): CN = name, client authentication only."""
+    """An admin/observer identity (a backend): CN = name, client authentication only.
+
+    Raises:
+        CertError: a malformed name, an expired or unusable CA, or bad validity.
+    """
     validate_name(name)
     return _leaf(ca, name, ExtendedKeyUsageOID.CLIENT_AUTH, [], now, days, not_before)
 
@@ -213,7 +250,13 @@ def issue_client_cert(
 def issue_crl(
     ca: Issued, revoked_serial_numbers: Iterable[int], now: datetime, days: int = 30
 ) -> x509.CertificateRevocationList:
-    """A CRL signed by the CA, revoking the given certificate serial numbers."""
+    """A CRL signed by the CA, revoking the given certificate serial numbers.
+
+    Raises:
+        CertError: the CA is expired or unusable, or ``days`` < 1.
+    """
+    if days < 1:
+        raise CertError(f"CRL validity must be at least 1 day, got {days}")
     _check_ca_usable(ca, now)
     builder = (
         x509.CertificateRevocationListBuilder()

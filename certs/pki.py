@@ -30,18 +30,23 @@ from certs.issue import (
     issue_crl,
     issue_device_cert,
     issue_server_cert,
+    validate_name,
     validate_serial,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
+    """A certificate file and its key file."""
+
     cert: Path
     key: Path
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Pki:
+    """Where the files of one PKI folder are; the identity maps grow as certs are added."""
+
     directory: Path
     ca_cert: Path
     ca_key: Path
@@ -51,10 +56,12 @@ class Pki:
     observers: dict[str, Identity] = field(default_factory=dict)
 
     def ca(self) -> Issued:
+        """Load the CA key and certificate (raises CertError if missing or mismatched)."""
         return load_issued(self.ca_cert, self.ca_key)
 
     @property
     def crl(self) -> Path:
+        """The CRL file written by ``revoke``."""
         return self.directory / "crl.pem"
 
 
@@ -78,7 +85,15 @@ def provision(
     force: bool = False,
     server_sans: Sequence[str] = DEFAULT_SERVER_SANS,
 ) -> Pki:
-    """Create (or reuse) a CA, a server certificate and the given identities."""
+    """Create (or reuse) a CA, a server certificate and the given identities.
+
+    Idempotent: a certificate whose cert and key files both exist is reused unless
+    ``force``; so a second run (or a second test session) loads instead of issuing.
+    The CA lives one day longer than the leaves, so they all expire as leaves.
+
+    Raises:
+        CertError: a malformed serial or name, an expired reused CA, unwritable files.
+    """
     moment = _now(now)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     pki = Pki(
@@ -104,6 +119,7 @@ def provision(
         _ensure(ident.cert, ident.key, partial(issue_device_cert, ca, serial, moment, days), force)
         pki.devices[serial] = ident
     for name in observers:
+        validate_name(name)
         ident = Identity(
             directory / "clients" / f"{name}.pem", directory / "clients" / f"{name}.key"
         )
@@ -148,7 +164,11 @@ def issue_server_files(
 
 
 def revoke(pki: Pki, certs: Sequence[Path], now: datetime | None = None) -> Path:
-    """Write ``crl.pem`` revoking the given certificates (replacing any earlier CRL)."""
+    """Write ``crl.pem`` revoking the given certificates (replacing any earlier CRL).
+
+    Raises:
+        CertError: a missing or malformed certificate file, or an unusable CA.
+    """
     numbers = [load_cert(path).serial_number for path in certs]
     crl = issue_crl(pki.ca(), numbers, _now(now))
     write_pem(pki.crl, crl.public_bytes(Encoding.PEM), private=False, force=True)

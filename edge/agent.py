@@ -182,6 +182,7 @@ class Agent:
         self.stopped = False
         self._audio: list[AudioCaptured] = []
         self._to_queue: list[Release] = []
+        self._queued_notes: dict[str, dict[str, object]] = {}  # audit fields, written once stored
         self._acked: list[tuple[OutboxItem, PublishAcked]] = []
         self._subscribe_sent_at: float | None = None
         self._subscribe_attempts = 0
@@ -257,7 +258,16 @@ class Agent:
         """Make the batch durable: queue new items, acknowledge PUBACKs, fsync, pump."""
         if self._to_queue:
             releases, self._to_queue = self._to_queue, []
+            notes, self._queued_notes = self._queued_notes, {}
             drops = self.outbox.enqueue_many([produce.outbox_item(r) for r in releases])
+            refused = {d.record_id for d in drops}
+            # QUEUED is recorded only once the item is durable, so the trail never claims
+            # an item that a crash before this commit lost.
+            for queued in releases:
+                if queued.record_id not in refused:
+                    self._audit_release(
+                        AuditEvent.QUEUED, queued, **notes.get(queued.record_id, {})
+                    )
             self._record_drops(drops)
         if self._acked:
             acked, self._acked = self._acked, []
@@ -542,9 +552,10 @@ class Agent:
         retain = channel in RETAINED_CHANNELS
         item = self._release(decision, channel, priority, retain, candidate.created_at)
         self._to_queue.append(item)
-        self._audit_release(
-            AuditEvent.QUEUED, item, counts=audit_counts, consent=self.consent_snapshot()
-        )
+        self._queued_notes[item.record_id] = {
+            "counts": audit_counts,
+            "consent": self.consent_snapshot(),
+        }
         return item
 
     def _check_media(self, decision: Decision, counts: dict[str, int]) -> Decision:
@@ -700,7 +711,7 @@ class Agent:
                     reason=f"consent for {one.value} withdrawn",
                 )
                 self._to_queue.append(cleared)
-                self._audit_release(AuditEvent.QUEUED, cleared, detail="clear retained topic")
+                self._queued_notes[cleared.record_id] = {"detail": "clear retained topic"}
             self._audit(AuditEvent.CONSENT_WITHDRAWN, detail=f"{one.value} by {source}")
         save_consent(self._consent_path, self.consent)
         self._publish_birth_if_connected()

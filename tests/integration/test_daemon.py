@@ -146,3 +146,47 @@ def test_daemon_reads_a_video_file_sends_blurred_alarms_and_stops_cleanly(
         assert "b64" not in record["msg"]
     verify = _edge("audit", "verify", str(tmp_path / "state" / "audit.jsonl"))
     assert verify.returncode == 0, verify.stdout
+
+
+def test_daemon_killed_mid_work_restarts_with_nothing_lost(
+    tmp_path: Path, pki: Pki, broker: MosquittoBroker
+) -> None:
+    from edge.audit_log import read_records
+
+    video = _video(tmp_path / "street.avi", frames=60)
+    config = _config(tmp_path, pki, broker, str(video))
+    with observer_for(broker, pki, "devices/SN0001/#") as observer:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        observer.wait_for(lambda ms: any(m.topic.endswith("alarm/event") for m in ms), 30)
+        first.kill()  # kill -9, mid-work: no goodbye, whatever was not committed is gone
+        first.wait(10)
+        second = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(8)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+        received = {
+            json.loads(m.payload)["record_id"]
+            for m in observer.snapshot()
+            if m.payload and "record_id" in json.loads(m.payload)
+        }
+    trail = read_records(tmp_path / "state" / "audit.jsonl").records
+    queued = {r.record_id for r in trail if r.event.value == "queued"}
+    dropped = {
+        r.record_id
+        for r in trail
+        if r.event.value in {"expired", "purged", "dropped", "refused_by_broker"}
+    }
+    assert queued  # the first run did queue alarms
+    assert queued - dropped <= received  # everything committed before the kill was delivered
