@@ -50,7 +50,7 @@ from edge.commands import (
 )
 from edge.config import AgentConfig
 from edge.crypto import load_or_create_key
-from edge.errors import EdgeError, InputError, PolicyError, TransportError
+from edge.errors import EdgeError, InputError, PolicyError, StoreFullError, TransportError
 from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput
 from edge.media.clip import check_outgoing_clip, strip_audio
 from edge.model import Priority, Purpose
@@ -91,6 +91,7 @@ BATCH = 256
 EXPIRE_EVERY_S = 5.0
 COUNTERS_EVERY_S = 300.0
 SUBSCRIBE_TIMEOUT_S = 5.0
+MAX_UNSTORED = 1000  # items held in memory while the disk is full
 SUBSCRIBE_ATTEMPTS = 5
 
 
@@ -255,32 +256,66 @@ class Agent:
         return len(batch)
 
     def commit(self) -> None:
-        """Make the batch durable: queue new items, acknowledge PUBACKs, fsync, pump."""
-        if self._to_queue:
-            releases, self._to_queue = self._to_queue, []
-            notes, self._queued_notes = self._queued_notes, {}
-            drops = self.outbox.enqueue_many([produce.outbox_item(r) for r in releases])
-            refused = {d.record_id for d in drops}
-            # QUEUED is recorded only once the item is durable, so the trail never claims
-            # an item that a crash before this commit lost.
-            for queued in releases:
-                if queued.record_id not in refused:
-                    self._audit_release(
-                        AuditEvent.QUEUED, queued, **notes.get(queued.record_id, {})
-                    )
-            self._record_drops(drops)
-        if self._acked:
-            acked, self._acked = self._acked, []
-            self.outbox.ack([item.record_id for item, _ in acked])
-            for item, ack in acked:
-                event = (
-                    AuditEvent.ACKED
-                    if self.transport.protocol is MqttProtocol.MQTT5
-                    else AuditEvent.UNCONFIRMED
-                )
-                self._audit_release(event, item, reason_code=ack.reason_code)
+        """Make the batch durable: queue new items, acknowledge PUBACKs, fsync, pump.
+
+        A full disk (``StoreFullError``) does not stop the agent: what could not be
+        written stays in memory (bounded by ``MAX_UNSTORED``) and is retried at the next
+        commit; sending, which frees space, goes on. Each occurrence is counted.
+        """
+        try:
+            self._store_new_items()
+            self._store_acks()
+        except StoreFullError as err:
+            self.counters["store_full"] += 1
+            logger.error("outbox: %s; %d item(s) wait in memory", err, len(self._to_queue))
+            self._bound_unstored()
         self.audit.sync()
-        self._pump()
+        try:
+            self._pump()
+        except StoreFullError as err:
+            self.counters["store_full"] += 1
+            logger.error("outbox: %s; sending paused until there is room", err)
+
+    def _store_new_items(self) -> None:
+        if not self._to_queue:
+            return
+        releases = self._to_queue
+        drops = self.outbox.enqueue_many([produce.outbox_item(r) for r in releases])
+        self._to_queue = []
+        notes, self._queued_notes = self._queued_notes, {}
+        refused = {d.record_id for d in drops}
+        # QUEUED is recorded only once the item is durable, so the trail never claims
+        # an item that a crash before this commit lost.
+        for queued in releases:
+            if queued.record_id not in refused:
+                self._audit_release(AuditEvent.QUEUED, queued, **notes.get(queued.record_id, {}))
+        self._record_drops(drops)
+
+    def _store_acks(self) -> None:
+        if not self._acked:
+            return
+        acked = self._acked
+        self.outbox.ack([item.record_id for item, _ in acked])
+        self._acked = []
+        for item, ack in acked:
+            event = (
+                AuditEvent.ACKED
+                if self.transport.protocol is MqttProtocol.MQTT5
+                else AuditEvent.UNCONFIRMED
+            )
+            self._audit_release(event, item, reason_code=ack.reason_code)
+
+    def _bound_unstored(self) -> None:
+        """Keep at most MAX_UNSTORED unwritten items: drop the lowest priority, newest first."""
+        if len(self._to_queue) <= MAX_UNSTORED:
+            return
+        ranked = sorted(self._to_queue, key=lambda r: (r.priority, r.created_at))
+        kept, lost = ranked[:MAX_UNSTORED], ranked[MAX_UNSTORED:]
+        self._to_queue = kept
+        for item in lost:
+            self._queued_notes.pop(item.record_id, None)
+            self.counters["dropped_disk_full"] += 1
+            self._audit_release(AuditEvent.DROPPED, item, detail="disk full: not stored")
 
     def handle(self, event: AgentEvent) -> None:
         """Handle one event (no commit: ``step`` commits after each batch)."""

@@ -73,7 +73,10 @@ class AuditLog:
             with path.open("ab") as handle:
                 handle.write(b"\n")
         self._last: AuditRecord | None = read.records[-1] if read.records else None
-        self._file = path.open("a", encoding="utf-8")
+        self._backlog: list[bytes] = []
+        # Unbuffered appends: a write either lands (whole or in part, tracked below) or
+        # fails, so a full disk never leaves a half-written line that gets written twice.
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.chmod(path, 0o600)
 
     @property
@@ -81,20 +84,41 @@ class AuditLog:
         return self._last
 
     def append(self, event: AuditEvent, time: str, **fields: object) -> AuditRecord:
+        """Chain and write one record. On a full disk the line is held in memory, in
+        order, and written by the next append or sync that finds room (``backlog``)."""
         record = chain(self._last, event, time, **fields)
-        self._file.write(record.to_json() + "\n")
-        self._file.flush()
-        self._unsynced += 1
-        if self._unsynced >= self._fsync_every:
-            os.fsync(self._file.fileno())
-            self._unsynced = 0
         self._last = record
+        self._backlog.append((record.to_json() + "\n").encode())
+        self._write_backlog()
+        if self._unsynced >= self._fsync_every:
+            self.sync()
         return record
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def _write_backlog(self) -> None:
+        while self._backlog and self._fd is not None:
+            line = self._backlog[0]
+            try:
+                written = os.write(self._fd, line)
+            except OSError:
+                return  # no room now; the lines stay queued, in order
+            if written < len(line):
+                self._backlog[0] = line[written:]
+                continue
+            self._backlog.pop(0)
+            self._unsynced += 1
 
     def sync(self) -> None:
         """Make everything appended so far durable (the agent calls it once per batch)."""
-        if self._unsynced:
-            os.fsync(self._file.fileno())
+        self._write_backlog()
+        if self._unsynced and self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            except OSError:
+                return
             self._unsynced = 0
 
     def records(self) -> Iterator[AuditRecord]:
@@ -102,11 +126,12 @@ class AuditLog:
 
     def abandon(self) -> None:
         """Let go of the file without a final fsync, as a process that dies does."""
-        if not self._file.closed:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        if self._fd is not None:
+            self.sync()
+            os.close(self._fd)
+            self._fd = None

@@ -6,6 +6,7 @@
     ├── InputError       the caller: a malformed frame, record, command or receipt
     ├── TransportError   the environment: broker, TLS or network; retryable
     └── StoreError       the local disk: a corrupt or unwritable store; fatal, stop and alert
+        └── StoreFullError    the disk is full: keep what is in memory, retry, count it
 
 A *denial* by the policy gate is a value (``Decision``), never an exception.
 """
@@ -52,3 +53,7 @@ class TransportError(EdgeError):
 
 class StoreError(EdgeError):
     """The durable store cannot be read or written; stop and alert, never empty it."""
+
+
+class StoreFullError(StoreError):
+    """The disk is full: nothing was written; the caller keeps the data and retries."""

@@ -35,7 +35,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from edge.errors import StoreError
+from edge.errors import StoreError, StoreFullError
 from edge.model import Priority, Purpose
 from edge.outbox import Change, ItemMeta, OutboxItem
 
@@ -181,6 +181,8 @@ class SqliteOutboxStore:
         except sqlite3.Error as err:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            if "full" in str(err).lower():
+                raise StoreFullError(f"{self.path}: the disk is full: {err}") from err
             raise StoreError(f"{self.path}: cannot write the outbox: {err}") from err
 
     def pending(self, limit: int) -> list[OutboxItem]:
