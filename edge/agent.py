@@ -280,9 +280,20 @@ class Agent:
         if not self._to_queue:
             return
         releases = self._to_queue
-        drops = self.outbox.enqueue_many([produce.outbox_item(r) for r in releases])
-        self._to_queue = []
-        notes, self._queued_notes = self._queued_notes, {}
+        try:
+            drops = self.outbox.enqueue_many([produce.outbox_item(r) for r in releases])
+        except StoreFullError:
+            # The batch does not fit: store what does, most important first; the rest
+            # waits in memory for the next commit.
+            releases, drops = self._store_what_fits(releases)
+            if not releases:
+                raise
+        else:
+            self._to_queue = []
+        notes = self._queued_notes
+        self._queued_notes = {
+            r.record_id: notes[r.record_id] for r in self._to_queue if r.record_id in notes
+        }
         refused = {d.record_id for d in drops}
         # QUEUED is recorded only once the item is durable, so the trail never claims
         # an item that a crash before this commit lost.
@@ -290,6 +301,22 @@ class Agent:
             if queued.record_id not in refused:
                 self._audit_release(AuditEvent.QUEUED, queued, **notes.get(queued.record_id, {}))
         self._record_drops(drops)
+
+    def _store_what_fits(self, releases: list[Release]) -> tuple[list[Release], list[Dropped]]:
+        stored: list[Release] = []
+        drops: list[Dropped] = []
+        waiting: list[Release] = []
+        for item in sorted(releases, key=lambda r: (r.priority, r.created_at)):
+            if waiting:
+                waiting.append(item)
+                continue
+            try:
+                drops += self.outbox.enqueue_many([produce.outbox_item(item)])
+                stored.append(item)
+            except StoreFullError:
+                waiting.append(item)
+        self._to_queue = waiting
+        return stored, drops
 
     def _store_acks(self) -> None:
         if not self._acked:
@@ -849,8 +876,14 @@ class Agent:
     # -- helpers ---------------------------------------------------------------------------
 
     def _set_state(self, state: AgentState) -> None:
+        """Keep the new state; persist it, but never let a full disk stop the agent
+        (the session counter and toggles stay right in memory and are written later)."""
         self.state = state
-        save_agent_state(self._state_path, state)
+        try:
+            save_agent_state(self._state_path, state)
+        except OSError as err:
+            self.counters["state_write_failed"] += 1
+            logger.error("cannot save agent state (%s); keeping it in memory", err.strerror)
 
     def _audit(self, event: AuditEvent, **fields: object) -> None:
         self.audit.append(

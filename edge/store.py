@@ -135,6 +135,18 @@ class SqliteOutboxStore:
     # -- the protocol ---------------------------------------------------------------
 
     def commit(self, change: Change) -> None:
+        """One transaction. On a full disk, checkpoint and truncate the WAL (it holds
+        pages of earlier and of failed transactions) and try once more."""
+        try:
+            self._commit(change)
+        except StoreFullError:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as err:
+                raise StoreFullError(f"{self.path}: the disk is full: {err}") from err
+            self._commit(change)
+
+    def _commit(self, change: Change) -> None:
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
