@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import random
 import uuid
@@ -92,6 +93,7 @@ EXPIRE_EVERY_S = 5.0
 COUNTERS_EVERY_S = 300.0
 SUBSCRIBE_TIMEOUT_S = 5.0
 MAX_UNSTORED = 1000  # items held in memory while the disk is full
+DISK_RESERVE_BYTES = 1024 * 1024  # never queue into the disk's last MiB or 10 % (_queue_budget)
 SUBSCRIBE_ATTEMPTS = 5
 
 
@@ -263,6 +265,7 @@ class Agent:
         commit; sending, which frees space, goes on. Each occurrence is counted.
         """
         try:
+            self.outbox.max_queue_bytes = self._queue_budget()
             self._store_new_items()
             self._store_acks()
         except StoreFullError as err:
@@ -301,6 +304,21 @@ class Agent:
             if queued.record_id not in refused:
                 self._audit_release(AuditEvent.QUEUED, queued, **notes.get(queued.record_id, {}))
         self._record_drops(drops)
+
+    def _queue_budget(self) -> int:
+        """The outbox may use ``max_queue_bytes``, but never the disk's last
+        ``DISK_RESERVE_BYTES`` (or its last tenth, on a small disk): SQLite needs room in
+        its WAL to mark items as sent and to delete them once acknowledged, and a disk
+        filled by the queue itself could never drain. Beyond the budget the overflow rule
+        applies (lowest priority goes first)."""
+        try:
+            stat = os.statvfs(self.config.device.state_dir)
+        except OSError:
+            return self.config.outbox.max_queue_bytes
+        free = stat.f_bavail * stat.f_frsize
+        reserve = min(DISK_RESERVE_BYTES, stat.f_blocks * stat.f_frsize // 10)
+        room = self.outbox.store.total_bytes() + free - reserve
+        return max(1, min(self.config.outbox.max_queue_bytes, room))
 
     def _store_what_fits(self, releases: list[Release]) -> tuple[list[Release], list[Dropped]]:
         stored: list[Release] = []
