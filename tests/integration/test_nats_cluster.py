@@ -153,3 +153,41 @@ def test_cluster_acl_confines_a_device_to_its_own_subjects(cluster: NatsCluster,
         finally:
             client.disconnect()
             client.loop_stop()
+
+
+@pytest.mark.parametrize("scenario", ["street_parked_cars", "consent_withdrawn_mid_queue"])
+def test_leak_audit_passes_on_the_cluster(
+    cluster: NatsCluster, pki: Pki, tmp_path: Path, scenario: str
+) -> None:
+    from firmware_sim.device import SimDevice
+    from firmware_sim.leak_audit import audit_run
+    from firmware_sim.link import LinkRelay
+    from firmware_sim.runner import run_scenario
+    from firmware_sim.scenarios import get_scenario
+
+    (h1, p1), _, (h3, p3) = cluster.endpoints()
+    relay = LinkRelay(h1, p1)
+    with _observer(pki, h3, p3).start() as observer:
+        setup = prepare_device(pki, "SN0001", tmp_path / "dev")
+        config = agent_config(setup, [(relay.host, relay.port)], "en-2023-01-10", keepalive_s=3)
+        harness = AgentHarness(setup, config, SimClock())
+        harness.start()
+        try:
+            assert harness.wait_connected(30)
+            speed = max(1.0, get_scenario(scenario).duration_s / 3.0)
+            record = run_scenario(
+                harness,
+                relay,
+                observer,
+                SimDevice("SN0001"),
+                get_scenario(scenario),
+                speed,
+                ("device_ai",),
+            )
+        finally:
+            harness.stop()
+            relay.close()
+    audit = audit_run(record)
+    assert record.drained
+    assert audit.checked > 0
+    assert [f.problem for f in audit.findings] == []
