@@ -460,6 +460,9 @@ def parser() -> argparse.ArgumentParser:
     fleet.add_argument("--ca")
     fleet.add_argument("--cert-dir")
     fleet.add_argument("--out", default=None)
+    fleet.add_argument(
+        "--cluster", action="store_true", help="a 3-node NATS cluster; kill one node mid-run"
+    )
     return p
 
 

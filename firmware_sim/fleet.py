@@ -24,9 +24,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from paho.mqtt.enums import MQTTProtocolVersion
+
+from certs.acl import nats_accounts
 from certs.pki import Identity, Pki, provision
 from edge.inputs import StatusDue
-from firmware_sim.broker import BrokerTls, start_mosquitto
+from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from firmware_sim.errors import SimError
 from firmware_sim.harness import (
     AgentHarness,
@@ -35,6 +38,8 @@ from firmware_sim.harness import (
     backend_observer,
     prepare_device,
 )
+from firmware_sim.nats_cluster import NatsCluster, start_nats_cluster
+from firmware_sim.observer import Observer, client_context
 
 MAX_DEVICES = 5000
 PER_WORKER = 100
@@ -54,6 +59,7 @@ class FleetResult:
     peak_rss_mb: float
     cpu_s: float
     per_device: dict[str, tuple[bool, int, int]]
+    failover_s: list[float]
 
 
 def _usage() -> tuple[float, float]:
@@ -67,14 +73,19 @@ def _usage() -> tuple[float, float]:
 def _worker(
     pki_dir: str,
     serials: list[str],
-    host: str,
-    port: int,
+    endpoints: list[tuple[str, int]],
     messages: int,
     workdir: str,
     go: multiprocessing.synchronize.Event,
     results: multiprocessing.queues.Queue[object],
+    kill_at: multiprocessing.sharedctypes.Synchronized[float] | None = None,
+    go_again: multiprocessing.synchronize.Event | None = None,
 ) -> None:
-    """One worker process: its agents connect, wait for ``go``, publish, drain, stop."""
+    """One worker process: its agents connect, wait for ``go``, publish, drain, stop.
+
+    With ``kill_at``/``go_again`` (cluster mode) it publishes half the messages, waits
+    while the parent kills a node, reports each device's failover time (the kill to its
+    next successful connect, on the shared CLOCK_MONOTONIC), then publishes the rest."""
     directory = Path(pki_dir)
     pki = Pki(
         directory,
@@ -88,11 +99,12 @@ def _worker(
             directory / "devices" / f"{serial}.pem", directory / "devices" / f"{serial}.key"
         )
     harnesses: list[AgentHarness] = []
-    for serial in serials:
+    for index, serial in enumerate(serials):
         setup = prepare_device(pki, serial, Path(workdir) / serial)
-        config = agent_config(
-            setup, [(host, port)], "en-2020-01-19", keepalive_s=60, backoff_max_s=5.0
-        )
+        shift = int(serial[-5:]) % len(endpoints)  # spread devices over the nodes
+        order = endpoints[shift:] + endpoints[:shift]
+        del index
+        config = agent_config(setup, order, "en-2020-01-19", keepalive_s=60, backoff_max_s=2.0)
         harness = AgentHarness(setup, config, SimClock(), synchronous="NORMAL")
         harness.start(tick_s=1.0)
         harnesses.append(harness)
@@ -103,9 +115,37 @@ def _worker(
     ]
     results.put(("connected", connected))
     go.wait(300)
+    first = messages // 2 if go_again is not None else messages
     for harness in harnesses:
-        for _ in range(messages):
+        for _ in range(first):
             harness.put(StatusDue(harness.clock.now()))
+    if go_again is not None and kill_at is not None:
+        for harness in harnesses:
+            harness.wait_drained(60)
+        results.put(("half", len(serials)))
+        go_again.wait(300)
+        failover: list[float] = []
+        lost_before = {
+            h.setup.serial: h.agent.counters["connection_lost"] for h in harnesses if h.agent
+        }
+        deadline = time.monotonic() + 60
+        waiting = {h.setup.serial: h for h in harnesses}
+        while waiting and time.monotonic() < deadline:
+            for serial, harness in list(waiting.items()):
+                agent = harness.agent
+                if agent is None:
+                    continue
+                moved = agent.counters["connection_lost"] > lost_before.get(serial, 0)
+                if moved and agent.session.connected:
+                    failover.append(time.monotonic() - kill_at.value)
+                    del waiting[serial]
+                elif not moved and time.monotonic() - kill_at.value > 3 and agent.session.connected:
+                    del waiting[serial]  # not on the killed node
+            time.sleep(0.02)
+        results.put(("failover", failover))
+        for harness in harnesses:
+            for _ in range(messages - first):
+                harness.put(StatusDue(harness.clock.now()))
     for harness in harnesses:
         harness.wait_drained(60)
     results.put(("drained", len(serials)))
@@ -117,7 +157,9 @@ def _worker(
         thread.join(30)
 
 
-def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True) -> FleetResult:
+def fleet_run(
+    workdir: Path, devices: int, messages: int, progress: bool = True, cluster: bool = False
+) -> FleetResult:
     if not 1 <= devices <= MAX_DEVICES:
         raise SimError(f"--devices: expected 1..{MAX_DEVICES}, got {devices}")
     serials = [f"FLEET{i:05d}" for i in range(devices)]
@@ -125,12 +167,29 @@ def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True)
     pki = provision(workdir / "pki", serials, observers=("observer",), days=2)
     if progress:
         print(f"  {devices} device certificates ready in {time.monotonic() - t0:.1f} s", flush=True)
-    broker = start_mosquitto(
-        workdir / "broker", BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key)
-    )
-    observer = backend_observer(pki, broker.host, broker.port, "devices/+/telemetry").start()
+    tls = BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key)
+    nats: NatsCluster | None = None
+    broker: MosquittoBroker | None = None
+    if cluster:
+        nats = start_nats_cluster(workdir / "nats", tls, nats_accounts(serials, ["observer"]))
+        endpoints = nats.endpoints()
+        ident = pki.observers["observer"]
+        observer = Observer(
+            *endpoints[2],
+            client_context(pki.ca_cert, ident.cert, ident.key),
+            "observer",
+            "devices/+/telemetry",
+            protocol=MQTTProtocolVersion.MQTTv311,
+        ).start()
+    else:
+        broker = start_mosquitto(workdir / "broker", tls)
+        endpoints = [(broker.host, broker.port)]
+        observer = backend_observer(pki, broker.host, broker.port, "devices/+/telemetry").start()
     context = multiprocessing.get_context("spawn")
     go = context.Event()
+    go_again = context.Event() if cluster else None
+    kill_at = context.Value("d", 0.0) if cluster else None
+    failover: list[float] = []
     results: multiprocessing.queues.Queue[object] = context.Queue()
     chunks = [serials[i : i + PER_WORKER] for i in range(0, devices, PER_WORKER)]
     workers = [
@@ -139,12 +198,13 @@ def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True)
             args=(
                 str(pki.directory),
                 chunk,
-                broker.host,
-                broker.port,
+                endpoints,
                 messages,
                 str(workdir / "devices"),
                 go,
                 results,
+                kill_at,
+                go_again,
             ),
             daemon=True,
         )
@@ -166,6 +226,18 @@ def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True)
         expected = len(connected) * messages
         run0 = time.monotonic()
         go.set()
+        if nats is not None and go_again is not None and kill_at is not None:
+            for _ in workers:
+                results.get(timeout=300)  # first half drained
+            kill_at.value = time.monotonic()
+            nats.kill_node(nats.nodes[0])
+            if progress:
+                print("  node n1 killed", flush=True)
+            go_again.set()
+            for _ in workers:
+                message = results.get(timeout=300)
+                if isinstance(message, tuple) and message[0] == "failover":
+                    failover += list(message[1])
         observer.wait_for(
             lambda ms: len(ms) >= devices * messages, timeout_s=60 + devices * messages * 0.01
         )
@@ -199,20 +271,25 @@ def fleet_run(workdir: Path, devices: int, messages: int, progress: bool = True)
             peak_rss_mb=rss,
             cpu_s=cpu1 - cpu0,
             per_device={s: (s in connected, messages, got[s]) for s in serials},
+            failover_s=sorted(failover),
         )
     finally:
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()
         observer.stop()
-        broker.stop()
+        if broker is not None:
+            broker.stop()
+        if nats is not None:
+            nats.stop()
 
 
 def run_fleet(args: argparse.Namespace) -> int:
     if args.broker:
         raise SimError("fleet against an external broker is not supported yet: omit --broker")
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
-        result = fleet_run(Path(args.out) if args.out else Path(tmp), args.devices, args.messages)
+        out = Path(args.out) if args.out else Path(tmp)
+        result = fleet_run(out, args.devices, args.messages, cluster=args.cluster)
     worst = sorted(result.per_device.items(), key=lambda kv: kv[1][2] - kv[1][1])[:5]
     print(
         f"devices {result.devices}  connected {result.connected}  sent {result.sent}  "
@@ -223,6 +300,13 @@ def run_fleet(args: argparse.Namespace) -> int:
         f"({result.msgs_per_s:.0f} msg/s)   peak RSS per worker {result.peak_rss_mb:.0f} MB   "
         f"CPU {result.cpu_s:.1f} s (workers: {-(-result.devices // PER_WORKER)})"
     )
+    if result.failover_s:
+        times = result.failover_s
+        p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
+        print(
+            f"failover (node killed -> device connected again): {len(times)} devices, "
+            f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s"
+        )
     print("per device (serial: connected sent delivered), fewest delivered first:")
     for serial, (up, sent, delivered) in worst:
         print(f"  {serial}: {'yes' if up else 'no'} {sent} {delivered}")
