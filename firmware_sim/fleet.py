@@ -80,6 +80,7 @@ def _worker(
     results: multiprocessing.queues.Queue[object],
     kill_at: multiprocessing.sharedctypes.Synchronized[float] | None = None,
     go_again: multiprocessing.synchronize.Event | None = None,
+    killed_port: multiprocessing.sharedctypes.Synchronized[int] | None = None,
 ) -> None:
     """One worker process: its agents connect, wait for ``go``, publish, drain, stop.
 
@@ -119,7 +120,7 @@ def _worker(
     for harness in harnesses:
         for _ in range(first):
             harness.put(StatusDue(harness.clock.now()))
-    if go_again is not None and kill_at is not None:
+    if go_again is not None and kill_at is not None and killed_port is not None:
         for harness in harnesses:
             harness.wait_drained(60)
         results.put(("half", len(serials)))
@@ -189,6 +190,7 @@ def fleet_run(
     go = context.Event()
     go_again = context.Event() if cluster else None
     kill_at = context.Value("d", 0.0) if cluster else None
+    killed_port = context.Value("i", 0) if cluster else None
     failover: list[float] = []
     results: multiprocessing.queues.Queue[object] = context.Queue()
     chunks = [serials[i : i + PER_WORKER] for i in range(0, devices, PER_WORKER)]
@@ -205,6 +207,7 @@ def fleet_run(
                 results,
                 kill_at,
                 go_again,
+                killed_port,
             ),
             daemon=True,
         )
@@ -229,6 +232,8 @@ def fleet_run(
         if nats is not None and go_again is not None and kill_at is not None:
             for _ in workers:
                 results.get(timeout=300)  # first half drained
+            if killed_port is not None:
+                killed_port.value = nats.nodes[0].mqtt_port
             kill_at.value = time.monotonic()
             nats.kill_node(nats.nodes[0])
             if progress:
