@@ -10,7 +10,8 @@ Rules:
    by the caller (AWS "Exponential Backoff and Jitter"); a success resets ``n``.
 2. Endpoints are tried in turn: a failed connect moves to the next endpoint of the list.
 3. MQTT 5 is tried first on each endpoint; a broker that refuses the protocol version
-   (MQTT 3.1.1 brokers such as NATS) is retried at once with 3.1.1, and that endpoint
+   (MQTT 3.1.1 brokers such as NATS) is retried with 3.1.1 after ``FALLBACK_DELAY_S``,
+   and that endpoint
    stays on 3.1.1 for the rest of the run.
 4. A refusal that retrying cannot fix (bad certificate, not authorised) is still retried
    with backoff, because certificates can be rotated and ACLs reloaded, but it is
@@ -21,6 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+
+# A broker that refused MQTT 5 (NATS) has just closed that socket; reconnecting in the
+# same instant was seen to fail ("connection lost") on NATS 2.9, so wait a moment.
+FALLBACK_DELAY_S = 0.2
 
 
 class Protocol(StrEnum):
@@ -117,7 +122,7 @@ def on_connect_failed(
         protocols = list(state.protocols)
         protocols[state.endpoint_index] = Protocol.MQTT311
         new = replace(state, protocols=tuple(protocols), last_error=event.reason)
-        return new, Connect(new.endpoint, Protocol.MQTT311, 0.0)
+        return new, Connect(new.endpoint, Protocol.MQTT311, FALLBACK_DELAY_S)
     delay = backoff_delay_s(
         state.attempt, state.config.backoff_base_s, state.config.backoff_max_s, u
     )

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.session import (
+    FALLBACK_DELAY_S,
     Connect,
     ConnectFailed,
     ConnectionLost,
@@ -53,11 +54,11 @@ def test_session_start_needs_an_endpoint() -> None:
         start(SessionConfig(()))
 
 
-def test_session_falls_back_to_mqtt311_at_once_on_unsupported_protocol() -> None:
+def test_session_falls_back_to_mqtt311_promptly_on_unsupported_protocol() -> None:
     state, _ = start(SessionConfig((A, B)))
     failed = ConnectFailed(A, Protocol.MQTT5, "unsupported", unsupported_protocol=True)
     state, command = on_connect_failed(state, failed, u=0.9)
-    assert command == Connect(A, Protocol.MQTT311, 0.0)
+    assert command == Connect(A, Protocol.MQTT311, FALLBACK_DELAY_S)
     # Later failures on that endpoint keep 3.1.1.
     state, command = on_connect_failed(state, ConnectFailed(A, Protocol.MQTT311, "down"), u=1.0)
     assert command.endpoint == B
