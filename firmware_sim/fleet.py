@@ -243,6 +243,9 @@ def fleet_run(
                 message = results.get(timeout=300)
                 if isinstance(message, tuple) and message[0] == "failover":
                     failover += list(message[1])
+            nats.start_node(nats.nodes[0])  # the node comes back while the rest is sent
+            if progress:
+                print("  node n1 restarted", flush=True)
         observer.wait_for(
             lambda ms: len(ms) >= devices * messages, timeout_s=60 + devices * messages * 0.01
         )
