@@ -320,6 +320,19 @@ class Agent:
         room = self.outbox.store.total_bytes() + free - reserve
         return max(1, min(self.config.outbox.max_queue_bytes, room))
 
+    def _purge_unstored(self, purpose: Purpose, why: str) -> None:
+        """Items of ``purpose`` decided in this batch but not yet stored are purged too:
+        counted and audited like the stored ones."""
+        keep: list[Release] = []
+        for item in self._to_queue:
+            if item.purpose is purpose:
+                self._queued_notes.pop(item.record_id, None)
+                self.counters["dropped_purged"] += 1
+                self._audit_release(AuditEvent.PURGED, item, detail=f"purged before storing: {why}")
+            else:
+                keep.append(item)
+        self._to_queue = keep
+
     def _store_what_fits(self, releases: list[Release]) -> tuple[list[Release], list[Dropped]]:
         stored: list[Release] = []
         drops: list[Dropped] = []
@@ -780,7 +793,7 @@ class Agent:
             for mid, item in list(self.inflight.items()):
                 if item.purpose is one:
                     del self.inflight[mid]
-            self._to_queue = [r for r in self._to_queue if r.purpose is not one]
+            self._purge_unstored(one, "consent withdrawn")
             self._record_drops(self.outbox.purge_purpose(one))
             for channel in RETAINED_BY_PURPOSE.get(one, ()):
                 cleared = clear_retained(
@@ -846,7 +859,7 @@ class Agent:
                     and purpose not in new.enabled_purposes(self.consent_snapshot())
                 )
             ):
-                self._to_queue = [r for r in self._to_queue if r.purpose is not purpose]
+                self._purge_unstored(purpose, "policy version switched")
                 for mid, item in list(self.inflight.items()):
                     if item.purpose is purpose:
                         del self.inflight[mid]
