@@ -177,7 +177,10 @@ class Agent:
         self.session: SessionState
         self.session, self._first_connect = start(
             SessionConfig(
-                config.broker.endpoints, config.broker.backoff_base_s, config.broker.backoff_max_s
+                config.broker.endpoints,
+                config.broker.backoff_base_s,
+                config.broker.backoff_max_s,
+                config.broker.protocol,
             )
         )
         self.transport = transport_factory(config.device.serial, self.events)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from edge.errors import ConfigError, ConfigIssue
-from edge.session import Endpoint
+from edge.session import Endpoint, ProtocolChoice
 from edge.topics import DEFAULT_PREFIX, SERIAL_PATTERN
 
 
@@ -51,6 +51,7 @@ class BrokerConfig:
     max_inflight: int = 100
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    protocol: ProtocolChoice = ProtocolChoice.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,15 @@ class _Reader:
             self.issues.append(ConfigIssue(self._where(key), "unknown key"))
 
 
+def _protocol_choice(text: str, issues: list[ConfigIssue]) -> ProtocolChoice:
+    try:
+        return ProtocolChoice(text)
+    except ValueError:
+        choices = ", ".join(f'"{c.value}"' for c in ProtocolChoice)
+        issues.append(ConfigIssue("broker.protocol", f"expected one of {choices}, got {text!r}"))
+        return ProtocolChoice.AUTO
+
+
 def _endpoint(text: object, where: str, issues: list[ConfigIssue]) -> Endpoint | None:
     if not isinstance(text, str) or ":" not in text:
         issues.append(ConfigIssue(where, f'expected "HOST:PORT", got {text!r}'))
@@ -262,6 +272,7 @@ def parse_config(text: str, base_dir: PurePath = _HERE) -> AgentConfig:
         max_inflight=brk.integer("max_inflight", 100, 1, 65535),
         backoff_base_s=brk.number("backoff_base_s", 0.5, 0.01, 60.0),
         backoff_max_s=brk.number("backoff_max_s", 30.0, 0.1, 3600.0),
+        protocol=_protocol_choice(brk.string("protocol", "auto"), issues),
     )
     brk.check_unknown()
 

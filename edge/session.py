@@ -9,10 +9,13 @@ Rules:
    ``u * min(backoff_max_s, backoff_base_s * 2**n)`` with ``u`` uniform in [0, 1) given
    by the caller (AWS "Exponential Backoff and Jitter"); a success resets ``n``.
 2. Endpoints are tried in turn: a failed connect moves to the next endpoint of the list.
-3. MQTT 5 is tried first on each endpoint; a broker that refuses the protocol version
-   (MQTT 3.1.1 brokers such as NATS) is retried with 3.1.1 after ``FALLBACK_DELAY_S``,
-   and that endpoint
-   stays on 3.1.1 for the rest of the run.
+3. With ``protocol = AUTO`` MQTT 5 is tried first; a broker that refuses the protocol
+   version (MQTT 3.1.1 brokers such as NATS) is retried with 3.1.1 after
+   ``FALLBACK_DELAY_S``. The endpoints of one list are nodes of one broker service, so
+   that refusal puts every endpoint not yet seen speaking MQTT 5 on 3.1.1 for the rest of
+   the run: a failover to another node then costs one connect, not a refusal and a
+   second connect in the middle of a reconnect storm. ``protocol = MQTT5`` never falls
+   back (a refusal is an error); ``MQTT311`` never tries MQTT 5.
 4. A refusal that retrying cannot fix (bad certificate, not authorised) is still retried
    with backoff, because certificates can be rotated and ACLs reloaded, but it is
    reported as ``fatal`` so the operator sees it.
@@ -29,6 +32,14 @@ FALLBACK_DELAY_S = 0.2
 
 
 class Protocol(StrEnum):
+    MQTT5 = "5"
+    MQTT311 = "3.1.1"
+
+
+class ProtocolChoice(StrEnum):
+    """The configured protocol: ``auto`` (MQTT 5, 3.1.1 where refused) or a fixed one."""
+
+    AUTO = "auto"
     MQTT5 = "5"
     MQTT311 = "3.1.1"
 
@@ -76,6 +87,7 @@ class SessionConfig:
     endpoints: tuple[Endpoint, ...]
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    protocol: ProtocolChoice = ProtocolChoice.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,7 @@ class SessionState:
     attempt: int = 0
     endpoint_index: int = 0
     protocols: tuple[Protocol, ...] = ()
+    speaks_mqtt5: frozenset[int] = frozenset()  # endpoint indexes seen accepting MQTT 5
     last_error: str = ""
 
     @property
@@ -106,22 +119,34 @@ def start(config: SessionConfig) -> tuple[SessionState, Connect]:
     """The initial state and the first connect command (no delay)."""
     if not config.endpoints:
         raise ValueError("a session needs at least one endpoint")
-    state = SessionState(config=config, protocols=(Protocol.MQTT5,) * len(config.endpoints))
+    first = Protocol.MQTT311 if config.protocol is ProtocolChoice.MQTT311 else Protocol.MQTT5
+    state = SessionState(config=config, protocols=(first,) * len(config.endpoints))
     return state, Connect(state.endpoint, state.protocol, 0.0)
 
 
 def on_connected(state: SessionState, event: ConnectSucceeded) -> SessionState:
-    return replace(state, connected=True, attempt=0, last_error="")
+    speaks = state.speaks_mqtt5
+    if event.protocol is Protocol.MQTT5:
+        speaks = speaks | {state.endpoint_index}
+    return replace(state, connected=True, attempt=0, speaks_mqtt5=speaks, last_error="")
 
 
 def on_connect_failed(
     state: SessionState, event: ConnectFailed, u: float
 ) -> tuple[SessionState, Connect]:
-    """Rules 2 and 3: fall back to 3.1.1 at once, else next endpoint after a backoff."""
-    if event.unsupported_protocol and event.protocol is Protocol.MQTT5:
-        protocols = list(state.protocols)
-        protocols[state.endpoint_index] = Protocol.MQTT311
-        new = replace(state, protocols=tuple(protocols), last_error=event.reason)
+    """Rules 2 and 3: fall back to 3.1.1 promptly, else next endpoint after a backoff."""
+    if (
+        event.unsupported_protocol
+        and event.protocol is Protocol.MQTT5
+        and state.config.protocol is ProtocolChoice.AUTO
+    ):
+        protocols = tuple(
+            Protocol.MQTT5
+            if i in state.speaks_mqtt5 and i != state.endpoint_index
+            else Protocol.MQTT311
+            for i in range(len(state.protocols))
+        )
+        new = replace(state, protocols=protocols, last_error=event.reason)
         return new, Connect(new.endpoint, Protocol.MQTT311, FALLBACK_DELAY_S)
     delay = backoff_delay_s(
         state.attempt, state.config.backoff_base_s, state.config.backoff_max_s, u

@@ -60,6 +60,8 @@ class FleetResult:
     cpu_s: float
     per_device: dict[str, tuple[bool, int, int]]
     failover_s: list[float]
+    # cluster mode: the node killed, the devices on it, what it led in JetStream
+    killed: tuple[str, int, tuple[str, ...]] | None = None
 
 
 def _usage() -> tuple[float, float]:
@@ -123,14 +125,23 @@ def _worker(
     if go_again is not None and kill_at is not None and killed_port is not None:
         for harness in harnesses:
             harness.wait_drained(60)
-        results.put(("half", len(serials)))
-        go_again.wait(300)
-        failover: list[float] = []
+        port_at_half = {
+            h.setup.serial: h.agent.session.endpoint.port
+            for h in harnesses
+            if h.agent is not None and h.agent.session.connected
+        }
         lost_before = {
             h.setup.serial: h.agent.counters["connection_lost"] for h in harnesses if h.agent
         }
+        results.put(("half", dict(Counter(port_at_half.values()))))
+        go_again.wait(300)
+        failover: list[float] = []
         deadline = time.monotonic() + 60
-        waiting = {h.setup.serial: h for h in harnesses}
+        waiting = {  # the devices that were on the killed node
+            h.setup.serial: h
+            for h in harnesses
+            if port_at_half.get(h.setup.serial) == killed_port.value
+        }
         while waiting and time.monotonic() < deadline:
             for serial, harness in list(waiting.items()):
                 agent = harness.agent
@@ -140,9 +151,8 @@ def _worker(
                 if moved and agent.session.connected:
                     failover.append(time.monotonic() - kill_at.value)
                     del waiting[serial]
-                elif not moved and time.monotonic() - kill_at.value > 3 and agent.session.connected:
-                    del waiting[serial]  # not on the killed node
             time.sleep(0.02)
+        failover += [float("inf")] * len(waiting)  # never came back within 60 s
         results.put(("failover", failover))
         for harness in harnesses:
             for _ in range(messages - first):
@@ -172,15 +182,21 @@ def fleet_run(
     nats: NatsCluster | None = None
     broker: MosquittoBroker | None = None
     if cluster:
-        nats = start_nats_cluster(workdir / "nats", tls, nats_accounts(serials, ["observer"]))
-        endpoints = nats.endpoints()
         ident = pki.observers["observer"]
+        nats = start_nats_cluster(
+            workdir / "nats",
+            tls,
+            nats_accounts(serials, ["observer"]),
+            warm_up=(client_context(pki.ca_cert, ident.cert, ident.key), "warm-up"),
+        )
+        endpoints = nats.endpoints()
         observer = Observer(
             *endpoints[2],
             client_context(pki.ca_cert, ident.cert, ident.key),
             "observer",
             "devices/+/telemetry",
             protocol=MQTTProtocolVersion.MQTTv311,
+            persistent=True,
         ).start()
     else:
         broker = start_mosquitto(workdir / "broker", tls)
@@ -192,6 +208,7 @@ def fleet_run(
     kill_at = context.Value("d", 0.0) if cluster else None
     killed_port = context.Value("i", 0) if cluster else None
     failover: list[float] = []
+    killed: tuple[str, int, tuple[str, ...]] | None = None
     results: multiprocessing.queues.Queue[object] = context.Queue()
     chunks = [serials[i : i + PER_WORKER] for i in range(0, devices, PER_WORKER)]
     workers = [
@@ -230,22 +247,36 @@ def fleet_run(
         run0 = time.monotonic()
         go.set()
         if nats is not None and go_again is not None and kill_at is not None:
+            on_port: Counter[int] = Counter()
             for _ in workers:
-                results.get(timeout=300)  # first half drained
+                message = results.get(timeout=300)  # first half drained
+                if isinstance(message, tuple) and message[0] == "half":
+                    on_port.update(message[1])
+            # Kill the node carrying the most devices (the backend's node 3 excepted).
+            candidates = nats.nodes[:2]
+            victim = max(candidates, key=lambda node: on_port[node.mqtt_port])
+            led = sorted(what for what, name in nats.leaders().items() if name == victim.name)
             if killed_port is not None:
-                killed_port.value = nats.nodes[0].mqtt_port
+                killed_port.value = victim.mqtt_port
             kill_at.value = time.monotonic()
-            nats.kill_node(nats.nodes[0])
+            nats.kill_node(victim)
+            killed_name = victim.name
+            killed = (victim.name, on_port[victim.mqtt_port], tuple(led))
             if progress:
-                print("  node n1 killed", flush=True)
+                spread = ", ".join(f"{n.name}: {on_port[n.mqtt_port]}" for n in nats.nodes)
+                print(
+                    f"  devices per node ({spread}); node {killed_name} killed "
+                    f"(it led: {', '.join(led) or 'nothing'})",
+                    flush=True,
+                )
             go_again.set()
             for _ in workers:
                 message = results.get(timeout=300)
                 if isinstance(message, tuple) and message[0] == "failover":
                     failover += list(message[1])
-            nats.start_node(nats.nodes[0])  # the node comes back while the rest is sent
+            nats.start_node(victim)  # the node comes back while the rest is sent
             if progress:
-                print("  node n1 restarted", flush=True)
+                print(f"  node {killed_name} restarted", flush=True)
         observer.wait_for(
             lambda ms: len(ms) >= devices * messages, timeout_s=60 + devices * messages * 0.01
         )
@@ -280,6 +311,7 @@ def fleet_run(
             cpu_s=cpu1 - cpu0,
             per_device={s: (s in connected, messages, got[s]) for s in serials},
             failover_s=sorted(failover),
+            killed=killed,
         )
     finally:
         for worker in workers:
@@ -311,9 +343,11 @@ def run_fleet(args: argparse.Namespace) -> int:
     if result.failover_s:
         times = result.failover_s
         p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
+        name, _, led = result.killed or ("?", 0, ())
         print(
-            f"failover (node killed -> device connected again): {len(times)} devices, "
-            f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s"
+            f"failover (node {name} killed -> device connected again): {len(times)} devices, "
+            f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s; "
+            f"the killed node led: {', '.join(led) or 'no JetStream stream'}"
         )
     print("per device (serial: connected sent delivered), fewest delivered first:")
     for serial, (up, sent, delivered) in worst:

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paho.mqtt.enums import MQTTProtocolVersion
+
 from firmware_sim.broker import LOOPBACK, BrokerTls, _port_open, free_port
 from firmware_sim.errors import SimError
+from firmware_sim.observer import Observer
 
 
 def find_nats_server() -> str | None:
@@ -127,6 +131,27 @@ mqtt {{
             self.start_node(node)
         self.wait_ready()
 
+    def leaders(self) -> dict[str, str]:
+        """Who leads JetStream now, from the nodes' logs: ``{"meta": "n1", "$MQTT_sess": ...}``.
+
+        A node logs when it becomes the metadata leader or a stream's leader; the latest
+        such line wins. Failover time depends on it: when the killed node led the MQTT
+        session stream, connects wait for NATS's Raft election (seconds, not tunable in
+        2.9)."""
+        events: list[tuple[str, str, str]] = []  # (timestamp, what, node)
+        for node in self.nodes:
+            for line in node.log_text().splitlines():
+                parts = line.split(" ", 3)
+                if len(parts) < 4:
+                    continue
+                stamp = f"{parts[1]} {parts[2]}"
+                if "Self is new JetStream cluster metadata leader" in line:
+                    events.append((stamp, "meta", node.name))
+                elif "new stream leader for '" in line:
+                    stream = line.rsplit("> ", 1)[-1].rstrip("'")
+                    events.append((stamp, stream, node.name))
+        return {what: name for _, what, name in sorted(events)}  # the latest line wins
+
     def kill_node(self, node: NatsNode) -> None:
         """SIGKILL one node: its clients see the link die."""
         if node.process is not None and node.process.poll() is None:
@@ -162,9 +187,19 @@ mqtt {{
 
 
 def start_nats_cluster(
-    workdir: Path, tls: BrokerTls, users_conf: str, size: int = 3
+    workdir: Path,
+    tls: BrokerTls,
+    users_conf: str,
+    size: int = 3,
+    warm_up: tuple[ssl.SSLContext, str] | None = None,
 ) -> NatsCluster:
     """Start ``size`` nodes on free loopback ports and wait until MQTT is served.
+
+    ``warm_up`` (a client context and its client id) connects and subscribes once to each
+    node in turn before the cluster is handed out. A node creates the account's MQTT
+    streams on its first MQTT client; when two nodes did that at the same moment, NATS
+    2.9 was seen acknowledging QoS 1 publishes that no subscriber then received. A
+    cluster in service has long done this, so the simulator does it up front.
 
     Raises:
         SimError: nats-server missing, a node exits, or the cluster never gets ready.
@@ -175,6 +210,12 @@ def start_nats_cluster(
     cluster = NatsCluster(workdir, tls, users_conf, nodes)
     try:
         cluster.start()
+        if warm_up is not None:
+            context, client_id = warm_up
+            for host, port in cluster.endpoints():
+                Observer(
+                    host, port, context, client_id, "devices/warm-up", MQTTProtocolVersion.MQTTv311
+                ).start(timeout_s=30).stop()
     except SimError:
         cluster.stop()
         raise

@@ -53,13 +53,20 @@ class Observer:
         client_id: str = "observer",
         topic_filter: str = "#",
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+        persistent: bool = False,
     ) -> None:
+        """``persistent`` (MQTT 3.1.1): a session the broker keeps across reconnects, as a
+        real backend has, so QoS 1 messages published while the observer reconnects (a
+        cluster node failing over) still reach it."""
         self.messages: list[Observed] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._filter = topic_filter
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            clean_session=None if protocol is MQTTProtocolVersion.MQTTv5 else not persistent,
         )
         self._client.tls_set_context(context)
         self._client.on_connect = self._on_connect

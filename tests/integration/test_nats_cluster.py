@@ -25,8 +25,12 @@ pytestmark = [pytest.mark.nats, pytest.mark.timeout(120)]
 @pytest.fixture
 def cluster(nats_binary: str, pki: Pki, tmp_path: Path) -> Iterator[NatsCluster]:
     users = nats_accounts(["SN0001", "SN0002"], ["observer"])
+    ident = pki.observers["observer"]
     instance = start_nats_cluster(
-        tmp_path / "nats", BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key), users
+        tmp_path / "nats",
+        BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key),
+        users,
+        warm_up=(client_context(pki.ca_cert, ident.cert, ident.key), "warm-up"),
     )
     try:
         yield instance
@@ -38,7 +42,13 @@ def _observer(pki: Pki, host: str, port: int, topic_filter: str = "devices/#") -
     ident = pki.observers["observer"]
     context = client_context(pki.ca_cert, ident.cert, ident.key)
     return Observer(
-        host, port, context, "observer", topic_filter, protocol=MQTTProtocolVersion.MQTTv311
+        host,
+        port,
+        context,
+        "observer",
+        topic_filter,
+        protocol=MQTTProtocolVersion.MQTTv311,
+        persistent=True,
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from edge.config import parse_config
 from edge.errors import ConfigError
-from edge.session import Endpoint
+from edge.session import Endpoint, ProtocolChoice
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +80,15 @@ def test_parse_config_collects_every_problem() -> None:
 def test_parse_config_checks_each_endpoint(snippet: str, expected: str) -> None:
     text = MINIMAL.replace('host = "127.0.0.1"\nport = 8883', snippet)
     assert _issues(text) == [expected]
+
+
+def test_parse_config_broker_protocol_is_a_known_choice() -> None:
+    text = MINIMAL.replace("port = 8883", 'port = 8883\nprotocol = "3.1.1"')
+    assert parse_config(text).broker.protocol is ProtocolChoice.MQTT311
+    assert parse_config(MINIMAL).broker.protocol is ProtocolChoice.AUTO
+    assert _issues(MINIMAL.replace("port = 8883", 'port = 8883\nprotocol = "4"')) == [
+        'broker.protocol: expected one of "auto", "5", "3.1.1", got \'4\''
+    ]
 
 
 def test_parse_config_refuses_unknown_tables_and_bad_toml() -> None:

@@ -14,6 +14,7 @@ from edge.session import (
     ConnectSucceeded,
     Endpoint,
     Protocol,
+    ProtocolChoice,
     PublishAcked,
     SessionConfig,
     Subscribed,
@@ -59,13 +60,38 @@ def test_session_falls_back_to_mqtt311_promptly_on_unsupported_protocol() -> Non
     failed = ConnectFailed(A, Protocol.MQTT5, "unsupported", unsupported_protocol=True)
     state, command = on_connect_failed(state, failed, u=0.9)
     assert command == Connect(A, Protocol.MQTT311, FALLBACK_DELAY_S)
-    # Later failures on that endpoint keep 3.1.1.
+    # The other nodes of the list are taken to be the same broker: a failover goes
+    # straight to 3.1.1, and later failures keep it.
     state, command = on_connect_failed(state, ConnectFailed(A, Protocol.MQTT311, "down"), u=1.0)
     assert command.endpoint == B
-    assert command.protocol is Protocol.MQTT5
-    state, command = on_connect_failed(state, ConnectFailed(B, Protocol.MQTT5, "down"), u=1.0)
+    assert command.protocol is Protocol.MQTT311
+    state, command = on_connect_failed(state, ConnectFailed(B, Protocol.MQTT311, "down"), u=1.0)
     assert command.endpoint == A
     assert command.protocol is Protocol.MQTT311
+
+
+def test_session_keeps_mqtt5_on_an_endpoint_that_accepted_it() -> None:
+    state, _ = start(SessionConfig((A, B)))
+    state = on_connected(state, ConnectSucceeded(A, Protocol.MQTT5))
+    state, command = on_connection_lost(state, ConnectionLost("reset"), u=0.0)
+    state, command = on_connect_failed(state, ConnectFailed(A, Protocol.MQTT5, "down"), u=0.0)
+    assert command == Connect(B, Protocol.MQTT5, 0.0)
+    unsupported = ConnectFailed(B, Protocol.MQTT5, "unsupported", unsupported_protocol=True)
+    state, command = on_connect_failed(state, unsupported, u=0.0)
+    assert command == Connect(B, Protocol.MQTT311, FALLBACK_DELAY_S)
+    state, command = on_connect_failed(state, ConnectFailed(B, Protocol.MQTT311, "down"), u=0.0)
+    assert command == Connect(A, Protocol.MQTT5, 0.0)  # A was seen speaking MQTT 5
+
+
+def test_session_fixed_protocols_never_switch() -> None:
+    state, command = start(SessionConfig((A, B), protocol=ProtocolChoice.MQTT311))
+    assert command.protocol is Protocol.MQTT311
+    state, command = start(SessionConfig((A, B), protocol=ProtocolChoice.MQTT5))
+    unsupported = ConnectFailed(A, Protocol.MQTT5, "unsupported", unsupported_protocol=True)
+    state, command = on_connect_failed(state, unsupported, u=1.0)
+    assert command.endpoint == B  # treated as a failed connect, not a fallback
+    assert command.protocol is Protocol.MQTT5
+    assert state.last_error == "unsupported"
 
 
 def test_session_rotates_endpoints_with_growing_backoff() -> None:
