@@ -286,8 +286,13 @@ class Agent:
         if not self._to_queue:
             return
         releases = self._to_queue
+        acked = self._acked  # deleted in the same transaction when the batch fits
+        acks_stored = False
         try:
-            drops = self.outbox.enqueue_many([produce.outbox_item(r) for r in releases])
+            drops = self.outbox.enqueue_many(
+                [produce.outbox_item(r) for r in releases],
+                acked=[item.record_id for item, _ in acked],
+            )
         except StoreFullError:
             # The batch does not fit: store what does, most important first; the rest
             # waits in memory for the next commit.
@@ -296,6 +301,8 @@ class Agent:
                 raise
         else:
             self._to_queue = []
+            self._acked = []
+            acks_stored = True
         notes = self._queued_notes
         self._queued_notes = {
             r.record_id: notes[r.record_id] for r in self._to_queue if r.record_id in notes
@@ -307,6 +314,8 @@ class Agent:
             if queued.record_id not in refused:
                 self._audit_release(AuditEvent.QUEUED, queued, **notes.get(queued.record_id, {}))
         self._record_drops(drops)
+        if acks_stored:
+            self._audit_acks(acked)
 
     def _queue_budget(self) -> int:
         """The outbox may use ``max_queue_bytes``, but never the disk's last
@@ -358,6 +367,9 @@ class Agent:
         acked = self._acked
         self.outbox.ack([item.record_id for item, _ in acked])
         self._acked = []
+        self._audit_acks(acked)
+
+    def _audit_acks(self, acked: list[tuple[OutboxItem, PublishAcked]]) -> None:
         for item, ack in acked:
             event = (
                 AuditEvent.ACKED

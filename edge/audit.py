@@ -91,13 +91,24 @@ class AuditRecord:
         )
 
 
+def _canonical(body: Mapping[str, object]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def digest(body: Mapping[str, object]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_canonical(body).encode()).hexdigest()
 
 
 def chain(prev: AuditRecord | None, event: AuditEvent, time: str, **fields: object) -> AuditRecord:
     """The next record after ``prev`` (None: the first record)."""
+    return chain_line(prev, event, time, **fields)[0]
+
+
+def chain_line(
+    prev: AuditRecord | None, event: AuditEvent, time: str, **fields: object
+) -> tuple[AuditRecord, str]:
+    """The next record and its JSON line (no newline), the canonical JSON encoded once:
+    the agent writes two records per message, so this is on the hot path."""
     draft = AuditRecord(
         seq=(prev.seq + 1) if prev else 1,
         time=time,
@@ -105,7 +116,10 @@ def chain(prev: AuditRecord | None, event: AuditEvent, time: str, **fields: obje
         prev=prev.hash if prev else GENESIS,
         **fields,  # type: ignore[arg-type]
     )
-    return _sealed(draft)
+    canonical = _canonical(draft.body())
+    record_hash = hashlib.sha256(canonical.encode()).hexdigest()
+    object.__setattr__(draft, "hash", record_hash)  # sealed before anyone else sees it
+    return draft, f'{canonical[:-1]},"hash":"{record_hash}"}}'
 
 
 def _sealed(record: AuditRecord) -> AuditRecord:

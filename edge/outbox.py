@@ -162,7 +162,9 @@ class Outbox:
         """Queue one item (rule 5 may evict others or refuse it). Returns what was dropped."""
         return self.enqueue_many([item])
 
-    def enqueue_many(self, items: Sequence[OutboxItem]) -> list[Dropped]:
+    def enqueue_many(self, items: Sequence[OutboxItem], acked: Sequence[str] = ()) -> list[Dropped]:
+        """Queue ``items``; ``acked`` (PUBACKed record ids, rule 1) are deleted in the same
+        transaction, so a busy agent pays one commit per batch, not two."""
         drops: list[Dropped] = []
         accepted: list[OutboxItem] = []
         total = self.store.total_bytes()
@@ -189,7 +191,11 @@ class Outbox:
             accepted.append(item)
             total += item.size
         self.store.commit(
-            Change(insert=tuple(accepted), delete=tuple(sorted(evicted)), count=_counts(drops))
+            Change(
+                insert=tuple(accepted),
+                delete=(*sorted(evicted), *acked),
+                count=_counts(drops),
+            )
         )
         return drops
 

@@ -1,12 +1,13 @@
 """Shell: the outbox's durable store: SQLite in WAL mode, payloads encrypted at rest.
 
-Format (``PRAGMA user_version = 1``)::
+Format (``PRAGMA user_version = 2``; a version 1 file is upgraded in place)::
 
     items(seq INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT UNIQUE, purpose TEXT,
           priority INTEGER, created_at TEXT, expires_at REAL NULL (Unix time),
-          size INTEGER, inflight INTEGER, qos INTEGER, retain INTEGER,
-          policy_version TEXT, clause TEXT, sealed BLOB)
+          size INTEGER, inflight INTEGER (always 0 since version 2), qos INTEGER,
+          retain INTEGER, policy_version TEXT, clause TEXT, sealed BLOB)
     counters(name TEXT PRIMARY KEY, value INTEGER)
+    totals(id 0, bytes INTEGER, items INTEGER)   kept by triggers on items
 
 ``sealed`` is AES-256-GCM (``cryptography``) of ``len(topic) || topic || payload`` with a
 random 96-bit nonce prepended and the ``record_id`` as associated data, so a row cannot
@@ -15,9 +16,14 @@ be swapped with another or edited without detection. What the rules need for ord
 that can be pulled: without the key file (mode 0600, elsewhere in the state folder, or on
 secure storage) the queue is unreadable.
 
-Durability: one transaction per ``Change``; ``synchronous=FULL`` by default, so a commit
-survives a power cut (the WAL is fsynced at each commit); ``NORMAL`` is faster and still
-safe against a process crash (kill -9), losing at most the last commits on power loss.
+"In flight" lives in memory only: it means "handed to the broker on this connection",
+which a restart or a lost connection undoes anyway (rule 2), so marking it costs no
+transaction and no fsync.
+
+Durability: one transaction per ``Change`` that changes rows; ``synchronous=FULL`` by
+default, so a commit survives a power cut (the WAL is fsynced at each commit); ``NORMAL``
+is faster and still safe against a process crash (kill -9), losing at most the last
+commits on power loss.
 A store that cannot be opened or decrypted raises ``StoreError``; ``open_or_quarantine``
 renames such a file aside (never deletes it) and starts an empty one.
 """
@@ -39,7 +45,7 @@ from edge.errors import StoreError, StoreFullError
 from edge.model import Priority, Purpose
 from edge.outbox import Change, ItemMeta, OutboxItem
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NONCE_BYTES = 12
 
 _SCHEMA = """
@@ -61,11 +67,19 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_order ON items(inflight, priority, seq);
 CREATE INDEX IF NOT EXISTS items_expiry ON items(expires_at);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL, items INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals SELECT 0, COALESCE(SUM(size), 0), COUNT(*) FROM items;
+CREATE TRIGGER IF NOT EXISTS items_added AFTER INSERT ON items BEGIN
+    UPDATE totals SET bytes = bytes + NEW.size, items = items + 1 WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS items_removed AFTER DELETE ON items BEGIN
+    UPDATE totals SET bytes = bytes - OLD.size, items = items - 1 WHERE id = 0;
+END;
 """
 
-_META_COLUMNS = (
-    "record_id, purpose, priority, seq, size, inflight, expires_at, policy_version, clause"
-)
+_META_COLUMNS = "record_id, purpose, priority, seq, size, expires_at, policy_version, clause"
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -86,13 +100,14 @@ class SqliteOutboxStore:
             raise StoreError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self.path = path
         self._aead = AESGCM(key)
+        self._inflight: set[str] = set()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise StoreError(
                     f"{path}: outbox schema version {version}, expected {SCHEMA_VERSION}"
                 )
@@ -147,11 +162,14 @@ class SqliteOutboxStore:
             self._commit(change)
 
     def _commit(self, change: Change) -> None:
+        if change.requeue_all:
+            self._inflight.clear()
+        if not (change.delete or change.insert or change.count):
+            self._inflight.update(change.mark_inflight)  # memory only (module docstring)
+            return
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
-            if change.requeue_all:
-                db.execute("UPDATE items SET inflight = 0 WHERE inflight = 1")
             if change.delete:
                 db.executemany(
                     "DELETE FROM items WHERE record_id = ?", [(r,) for r in change.delete]
@@ -178,11 +196,6 @@ class SqliteOutboxStore:
                         for i in change.insert
                     ],
                 )
-            if change.mark_inflight:
-                db.executemany(
-                    "UPDATE items SET inflight = 1 WHERE record_id = ?",
-                    [(r,) for r in change.mark_inflight],
-                )
             if change.count:
                 db.executemany(
                     "INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -196,15 +209,18 @@ class SqliteOutboxStore:
             if "full" in str(err).lower():
                 raise StoreFullError(f"{self.path}: the disk is full: {err}") from err
             raise StoreError(f"{self.path}: cannot write the outbox: {err}") from err
+        self._inflight.difference_update(change.delete)
+        self._inflight.update(change.mark_inflight)
 
     def pending(self, limit: int) -> list[OutboxItem]:
+        inflight = self._inflight
         rows = self._query(
             "SELECT record_id, purpose, priority, created_at, expires_at, qos, retain, "
-            "policy_version, clause, seq, sealed FROM items WHERE inflight = 0 "
+            "policy_version, clause, seq, sealed FROM items "
             "ORDER BY priority, seq LIMIT ?",
-            (limit,),
+            (limit + len(inflight),),
         )
-        items = []
+        items: list[OutboxItem] = []
         for (
             record_id,
             purpose,
@@ -218,6 +234,10 @@ class SqliteOutboxStore:
             seq,
             sealed,
         ) in rows:
+            if record_id in inflight:
+                continue
+            if len(items) == limit:
+                break
             topic, payload = self._open(record_id, sealed)
             items.append(
                 OutboxItem(
@@ -243,7 +263,9 @@ class SqliteOutboxStore:
         except sqlite3.Error as err:
             raise StoreError(f"{self.path}: cannot read the outbox: {err}") from err
 
-    def _metas(self, where: str, args: tuple[object, ...] = ()) -> list[ItemMeta]:
+    def _metas(
+        self, where: str, args: tuple[object, ...] = (), pending_only: bool = False
+    ) -> list[ItemMeta]:
         rows = self._query(f"SELECT {_META_COLUMNS}, sealed FROM items {where}", args)  # noqa: S608 - fixed SQL fragments
         metas = []
         for (
@@ -252,12 +274,14 @@ class SqliteOutboxStore:
             priority,
             seq,
             size,
-            inflight,
             expires,
             version,
             clause,
             sealed,
         ) in rows:
+            inflight = record_id in self._inflight
+            if pending_only and inflight:
+                continue
             topic, _ = self._open(record_id, sealed)
             metas.append(
                 ItemMeta(
@@ -267,7 +291,7 @@ class SqliteOutboxStore:
                     Priority(priority),
                     seq,
                     size,
-                    bool(inflight),
+                    inflight,
                     _from_ts(expires),
                     version,
                     clause,
@@ -288,23 +312,26 @@ class SqliteOutboxStore:
 
     def expired(self, now: datetime) -> list[ItemMeta]:
         return self._metas(
-            "WHERE expires_at IS NOT NULL AND expires_at <= ? AND inflight = 0", (now.timestamp(),)
+            "WHERE expires_at IS NOT NULL AND expires_at <= ?",
+            (now.timestamp(),),
+            pending_only=True,
         )
 
     def eviction_candidates(self, below_priority: Priority) -> list[ItemMeta]:
         return self._metas(
-            "WHERE inflight = 0 AND priority > ? ORDER BY priority DESC, seq",
+            "WHERE priority > ? ORDER BY priority DESC, seq",
             (int(below_priority),),
+            pending_only=True,
         )
 
     def of_purpose(self, purpose: Purpose) -> list[ItemMeta]:
         return self._metas("WHERE purpose = ? ORDER BY seq", (purpose.value,))
 
     def total_bytes(self) -> int:
-        return int(self._query("SELECT COALESCE(SUM(size), 0) FROM items")[0][0])
+        return int(self._query("SELECT bytes FROM totals WHERE id = 0")[0][0])
 
     def count(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM items")[0][0])
+        return int(self._query("SELECT items FROM totals WHERE id = 0")[0][0])
 
     def counters(self) -> dict[str, int]:
         return {str(n): int(v) for n, v in self._query("SELECT name, value FROM counters")}

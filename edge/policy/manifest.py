@@ -73,6 +73,18 @@ class Manifest:
     retention_notes: Mapping[str, str]
     digest: str
     _index: Mapping[tuple[Purpose, FieldName], Clause] = field(repr=False, compare=False)
+    # Derived once: the gate asks these for every message.
+    _disclosed: frozenset[Purpose] = field(init=False, repr=False, compare=False)
+    _consent: frozenset[Purpose] = field(init=False, repr=False, compare=False)
+    _audio: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        disclosed = frozenset(c.purpose for c in self.clauses)
+        consent = frozenset(c.purpose for c in self.clauses if c.basis is Basis.CONSENT)
+        audio = any(c.field is FieldName.AUDIO_TRACK for c in self.clauses)
+        object.__setattr__(self, "_disclosed", disclosed)
+        object.__setattr__(self, "_consent", consent)
+        object.__setattr__(self, "_audio", audio)
 
     def clause_for(self, purpose: Purpose, name: FieldName) -> Clause | None:
         """The clause that lets ``name`` leave for ``purpose``, or None (deny)."""
@@ -83,7 +95,7 @@ class Manifest:
         return self._index.get((purpose, name))
 
     def discloses(self, purpose: Purpose) -> bool:
-        return purpose is Purpose.AGENT or any(c.purpose is purpose for c in self.clauses)
+        return purpose is Purpose.AGENT or purpose in self._disclosed
 
     def fields_for(self, purpose: Purpose) -> list[FieldName]:
         return sorted({c.field for c in self.clauses if c.purpose is purpose})
@@ -94,10 +106,10 @@ class Manifest:
         return [p for p in Purpose if p in found]
 
     def is_consent_purpose(self, purpose: Purpose) -> bool:
-        return any(c.purpose is purpose and c.basis is Basis.CONSENT for c in self.clauses)
+        return purpose in self._consent
 
     def discloses_audio(self) -> bool:
-        return any(c.field is FieldName.AUDIO_TRACK for c in self.clauses)
+        return self._audio
 
     def enabled_purposes(self, consent: Mapping[str, str]) -> list[Purpose]:
         """Purposes that can send something now (consent snapshot: purpose -> "granted")."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,3 +114,38 @@ def test_key_is_created_0600_and_refused_when_readable_by_others(tmp_path: Path)
     path.write_bytes(b"short")
     with pytest.raises(StoreError, match="32 bytes"):
         load_or_create_key(path)
+
+
+def test_store_upgrades_a_version_1_file_and_keeps_its_totals(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    key = os.urandom(32)
+    store = SqliteOutboxStore(path, key)
+    Outbox(store, 1 << 20).enqueue_many([_item("a"), _item("b")])
+    store.close()
+    db = sqlite3.connect(path)  # make it look like a version 1 file: no totals, no triggers
+    db.executescript(
+        "DROP TRIGGER items_added; DROP TRIGGER items_removed; DROP TABLE totals;"
+        "UPDATE items SET inflight = 1 WHERE record_id = 'a'; PRAGMA user_version = 1;"
+    )
+    db.close()
+    store = SqliteOutboxStore(path, key)
+    assert store.count() == 2
+    assert store.total_bytes() == 2 * _item().size
+    assert [i.record_id for i in store.pending(5)] == ["a", "b"]  # in flight is memory only
+    Outbox(store, 1 << 20).ack(["a"])
+    assert (store.count(), store.total_bytes()) == (1, _item().size)
+    store.close()
+
+
+def test_store_marking_in_flight_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    store = SqliteOutboxStore(path, os.urandom(32))
+    box = Outbox(store, 1 << 20)
+    box.enqueue_many([_item("a"), _item("b")])
+    before = Path(f"{path}-wal").stat().st_size
+    batch, _ = box.next_batch(NOW, 1)
+    assert [i.record_id for i in batch] == ["a"]
+    assert Path(f"{path}-wal").stat().st_size == before
+    assert [i.record_id for i in store.pending(5)] == ["b"]
+    assert [m.inflight for m in store.meta(["a", "b"])] == [True, False]
+    store.close()
