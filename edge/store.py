@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS items (
     clause TEXT NOT NULL,
     sealed BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS items_order ON items(inflight, priority, seq);
+DROP INDEX IF EXISTS items_order;
+CREATE INDEX IF NOT EXISTS items_priority ON items(priority, seq);
 CREATE INDEX IF NOT EXISTS items_expiry ON items(expires_at);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS totals (
