@@ -13,15 +13,12 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-
 from edge.clock import SystemClock
 from edge.config import AgentConfig
 from edge.errors import InputError
 from edge.inputs import MotionAlarm, StatusDue
 from edge.media.camera import open_source
-from edge.media.frames import Frame
+from edge.media.preview import EncodedFrames, encode_preview
 from edge.motion import MotionState, detect_motion
 
 if TYPE_CHECKING:
@@ -30,18 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 60.0
-CLIP_WIDTH_PX = 640  # event clips are previews: 640 px wide keeps a 3 s clip near 20 MB raw
-
-
 MAX_PENDING_EVENTS = 2  # backpressure: alarms carry frames; never let them pile up
-
-
-def _preview(frame: Frame) -> Frame:
-    height, width = frame.shape[:2]
-    if width <= CLIP_WIDTH_PX:
-        return frame
-    size = (CLIP_WIDTH_PX, max(2, round(height * CLIP_WIDTH_PX / width)) // 2 * 2)
-    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def parse_source(text: str) -> int | str:
@@ -74,7 +60,7 @@ class CameraReader:
         media = self._config.media
         clip_len = max(1, round(media.clip_seconds * media.clip_fps))
         keep_every = max(1, round(source.fps / media.clip_fps))
-        recent: deque[Frame] = deque(maxlen=clip_len)
+        recent: deque[bytes] = deque(maxlen=clip_len)  # JPEG previews (edge.media.preview)
         state = MotionState()
         last_status = 0.0
         period = 1.0 / source.fps
@@ -88,10 +74,10 @@ class CameraReader:
                     return
                 count += 1
                 if count % keep_every == 0:
-                    recent.append(_preview(frame))
+                    recent.append(encode_preview(frame))
                 state, fired = detect_motion(state, frame)
                 if fired and self._agent.events.qsize() < MAX_PENDING_EVENTS:
-                    self._agent.events.put(MotionAlarm(clock.now(), frame, tuple(recent)))
+                    self._agent.events.put(MotionAlarm(clock.now(), frame, EncodedFrames(recent)))
                 elif fired:
                     logger.warning("camera: agent busy, alarm dropped (counted)")
                     self._agent.counters["alarms_dropped_busy"] += 1

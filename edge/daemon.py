@@ -132,6 +132,9 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
     """Run the agent until SIGTERM/SIGINT (or ``stop_event``)."""
     from edge.agent import Agent, Stop
     from edge.camera_source import start_camera
+    from edge.memory import tune_malloc
+
+    tune_malloc()
 
     identity = TlsIdentity(TlsFiles(config.tls.ca, config.tls.cert, config.tls.key))
     identity.context()  # refuse to start on unusable files

@@ -6,7 +6,7 @@ These are the agent's own input types, so the agent does not depend on the simul
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,7 +23,9 @@ class MotionAlarm:
 
     at: datetime
     frame: Frame = field(repr=False)
-    clip_frames: tuple[Frame, ...] = field(default=(), repr=False)
+    # The recent frames for the event clip: a tuple, or ``EncodedFrames`` (JPEGs decoded
+    # one at a time) from a real camera, which keeps memory flat.
+    clip_frames: Sequence[Frame] = field(default=(), repr=False)
     kind: str = "motion"
 
 

@@ -35,6 +35,7 @@ from edge.inputs import (
 )
 from edge.media.anonymise import anonymise
 from edge.media.audio import AudioChunk, validate_audio
+from edge.media.frames import Frame
 from edge.media.snapshot import encode_snapshot
 from edge.model import DetectionClass, Priority, Purpose
 from edge.outbox import OutboxItem
@@ -147,16 +148,20 @@ def _clip(
     from edge.media.clip import make_clip  # PyAV costs ~20 MB: load it only for clips
 
     budget_s = config.media.anonymiser_budget_ms / 1000.0
-    frames = []
     blurred = 0
     fallbacks = 0
-    for frame in event.clip_frames:
-        safe = anonymise(frame, budget_s, monotonic)
-        frames.append(safe.frame)
-        blurred += safe.regions_blurred
-        fallbacks += safe.fallback is not None
+
+    def anonymised() -> Iterator[Frame]:
+        # One frame at a time, straight into the encoder: no list of frames is kept.
+        nonlocal blurred, fallbacks
+        for frame in event.clip_frames:
+            safe = anonymise(frame, budget_s, monotonic)
+            blurred += safe.regions_blurred
+            fallbacks += safe.fallback is not None
+            yield safe.frame
+
     chunk = audio_chunk(audio)
-    clip = make_clip(frames, config.media.clip_fps, chunk)
+    clip = make_clip(anonymised(), config.media.clip_fps, chunk)
     fields: dict[FieldName | str, object] = {
         FieldName.SERIAL_NUMBER: config.device.serial,
         FieldName.EVENT_CLIP: clip,

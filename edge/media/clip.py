@@ -14,7 +14,8 @@ makes clips never pays it.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,21 +52,23 @@ def _even(n: int) -> int:
     return n - (n % 2)
 
 
-def make_clip(frames: Sequence[Frame], fps: int, audio: AudioChunk | None = None) -> bytes:
+def make_clip(frames: Iterable[Frame], fps: int, audio: AudioChunk | None = None) -> bytes:
     """An MP4 of ``frames`` at ``fps``, with an AAC track only if ``audio`` is given.
+
+    ``frames`` may be a generator: frames are encoded as they come, none is kept.
 
     Raises:
         InputError: no frames, too many, frames of different sizes, or a bad fps.
     """
     import av
 
-    if not frames:
-        raise InputError("clip: no frames")
-    if len(frames) > MAX_CLIP_FRAMES:
-        raise InputError(f"clip: more than {MAX_CLIP_FRAMES} frames")
     if not 1 <= fps <= 60:
         raise InputError(f"clip: fps must be 1..60, got {fps}")
-    first = validate_frame(frames[0])
+    feed = iter(frames)
+    try:
+        first = validate_frame(next(feed))
+    except StopIteration:
+        raise InputError("clip: no frames") from None
     height, width = _even(first.shape[0]), _even(first.shape[1])
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as out:
@@ -76,7 +79,9 @@ def make_clip(frames: Sequence[Frame], fps: int, audio: AudioChunk | None = None
         sound = out.add_stream("aac", rate=audio.sample_rate_hz) if audio is not None else None
         if sound is not None:
             sound.layout = "mono"
-        for frame in frames:
+        for count, frame in enumerate(itertools.chain([first], feed), start=1):
+            if count > MAX_CLIP_FRAMES:
+                raise InputError(f"clip: more than {MAX_CLIP_FRAMES} frames")
             checked = validate_frame(frame)
             if checked.shape[:2] != first.shape[:2]:
                 raise InputError("clip: every frame must have the same size")

@@ -31,6 +31,7 @@ SHELL_MODULES = {
     "edge/clock.py",
     "edge/crypto.py",
     "edge/daemon.py",
+    "edge/memory.py",
     "edge/runtime.py",
     "edge/store.py",
     "edge/subject.py",
