@@ -75,10 +75,14 @@ def main() -> int:
         )
         peak = 0
         hwm = 0
+        peak_anon = 0
+        peak_file = 0
         deadline = time.monotonic() + args.seconds + 5
         try:
             while time.monotonic() < deadline and proc.poll() is None:
                 peak = max(peak, status_kb(proc.pid, "VmRSS"))
+                peak_anon = max(peak_anon, status_kb(proc.pid, "RssAnon"))
+                peak_file = max(peak_file, status_kb(proc.pid, "RssFile"))
                 hwm = status_kb(proc.pid, "VmHWM")
                 time.sleep(0.1)
         finally:
@@ -88,6 +92,10 @@ def main() -> int:
         print(
             f"daemon peak RSS: {peak / 1024:.1f} MB sampled, VmHWM {hwm / 1024:.1f} MB "
             f"({args.seconds} s of 1080p video with alarms, snapshots and clips)"
+        )
+        print(
+            f"  of which at most {peak_anon / 1024:.1f} MB anonymous (heap, frames) and "
+            f"{peak_file / 1024:.1f} MB file-backed (shared libraries, shareable)"
         )
     return 0
 
