@@ -1,23 +1,28 @@
 """Pure: find licence plates and make them unreadable. CPU only, OpenCV + NumPy, no model.
 
-Theory of operation. A plate, of any country, is a short band of high-contrast character
-strokes: many vertical edges close together, in a region a few times wider than tall.
-The detector looks for exactly that, at several plate sizes, on a grey copy of the frame
-scaled to ``WORK_WIDTH_PX``:
+Theory of operation. Whatever the country, a plate is a row of characters: glyphs of
+one height, side by side, a little apart, darker or lighter than the plate around them
+(US 2:1, EU 4.6:1, Mercosur, Thai two-line plates, light-on-dark, night IR). The
+detector finds such rows on a grey copy of the frame scaled to ``WORK_WIDTH_PX``:
 
-1. Vertical strokes: the horizontal Sobel gradient, kept where it is above the frame's
-   own ``EDGE_PERCENTILE`` (and ``EDGE_MIN``), so dim night/IR frames work as day ones.
-2. Stroke density: for each plate height ``h`` in ``PLATE_HEIGHTS_PX``, a box filter of
-   about ``2h x h/2`` measures the share of stroke pixels around each point; a plate's
-   characters make it dense (``DENSITY_MIN``).
-3. A closing joins the dense area of one plate; components are kept when plate-like for
-   that ``h``: height within ``[0.4h, 2.2h]``, aspect 1.2 to 8 (US 2:1, Thai two-line,
-   Mercosur 3:1, EU 4.6:1) and mostly filled.
-4. Boxes are padded (``PAD_X``, ``PAD_Y``) and mapped back to frame pixels; boxes of
-   different sizes may overlap, and each is blurred (merging them would blur the gaps).
+1. Glyphs: a local-mean threshold (``ADAPTIVE_BLOCKS_PX``, ``ADAPTIVE_C``) in both
+   polarities, so dark-on-light and light-on-dark plates and dim frames work alike.
+   Long horizontal runs (plate borders, bumper edges) are removed first
+   (``LINE_LENGTH_PX``): a glyph touching the plate's frame would otherwise be one blob
+   with it.
+2. Glyph-like components: ``GLYPH_HEIGHT_PX`` high, narrower than tall, partly filled.
+3. Rows: glyphs chained left to right when their heights are within ``HEIGHT_RATIO``,
+   their centres on one line and the gap under ``GAP_RATIO`` glyph heights. A row of
+   ``MIN_GLYPHS`` or more whose glyphs look like characters (median width/height and
+   fill, ``MIN_ASPECT``/``MAX_FILL``: this rejects fence bars) is a plate; a row of only
+   ``MIN_GLYPHS`` must also be tightly aligned (``ALIGN_TOLERANCE``). Glyphs stacked
+   right above or below a row (``STACK_REACH``) join it: two-line plates.
+4. The plate box is the row grown by ``PAD_X`` and ``PAD_Y`` glyph heights (a plate's
+   margins and its state or country name), mapped back to frame pixels.
 
-The detector errs on the side of blurring: a textured patch blurred for nothing costs
-picture quality; a plate missed is a leak. Measured figures are in docs/benchmarks.md.
+Tuned for recall first: a textured patch blurred for nothing costs picture quality; a
+plate missed is a leak. Measured figures are in docs/benchmarks.md; the tuning used the
+dev photos only to choose these constants (no model is trained on them).
 """
 
 from __future__ import annotations
@@ -30,16 +35,36 @@ from edge.media.blur import blur_regions
 from edge.media.frames import Frame, validate_frame
 from edge.model import Box
 
-WORK_WIDTH_PX = 640
-EDGE_PERCENTILE = 90.0
-EDGE_MIN = 40.0
-DENSITY_MIN = 0.22
-PLATE_HEIGHTS_PX = (7, 10, 16, 26, 42, 68)  # at work scale: ~20 to ~200 px in a 1080p frame
-MIN_ASPECT = 1.2
-MAX_ASPECT = 8.0
-MIN_FILL = 0.4
-PAD_X = 0.15
-PAD_Y = 0.30
+WORK_WIDTH_PX = 960
+ADAPTIVE_BLOCKS_PX = (11, 25)
+ADAPTIVE_C = 6.0
+LINE_LENGTH_PX = 18
+GLYPH_HEIGHT_PX = (6, 70)  # at work scale: ~14 to ~140 px high in a 1080p frame
+MAX_GLYPH_ASPECT = 1.0
+MIN_GLYPH_FILL = 0.15
+MAX_GLYPH_FILL = 0.95
+HEIGHT_RATIO = 1.43
+CENTRE_TOLERANCE = 0.3
+GAP_RATIO = 1.5
+MIN_GLYPHS = 3
+MAX_ROW_LENGTH = 14.0  # glyph heights: longer rows are text or texture, not a plate
+MIN_ASPECT = 0.3
+MAX_FILL = 0.8
+ALIGN_TOLERANCE = 0.2
+STACK_REACH = 1.8  # glyph heights above or below a row where a second line may sit
+PAD_X = 1.3
+PAD_Y = 1.0
+SMALL_WORK_WIDTH_PX = 960
+SMALL_PLATE_HEIGHTS_PX = (10, 14)  # at small-pass scale: ~20-28 px high in a 1080p frame
+SMALL_EDGE_PERCENTILE = 90.0
+SMALL_EDGE_MIN = 40.0
+SMALL_DENSITY_MIN = 0.4
+SMALL_PAD_X = 0.15
+SMALL_PAD_Y = 0.9
+
+_LINE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_LENGTH_PX, 1))
+
+Stats = NDArray[np.int32]  # rows of x, y, w, h, area
 
 
 def _work_gray(frame: Frame) -> tuple[NDArray[np.uint8], float]:
@@ -52,17 +77,160 @@ def _work_gray(frame: Frame) -> tuple[NDArray[np.uint8], float]:
     return gray, scale
 
 
-def _plate_like(stats: NDArray[np.int32], plate_h: int) -> list[tuple[int, int, int, int]]:
+def _glyphs(binary: NDArray[np.uint8]) -> Stats:
+    """Components shaped like characters (step 2)."""
+    _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        binary, 8, cv2.CV_32S, cv2.CCL_GRANA
+    )
+    s = np.asarray(stats[1:], dtype=np.int32)
+    w, h, area = s[:, 2], s[:, 3], s[:, 4]
+    low, high = GLYPH_HEIGHT_PX
+    keep = (
+        (h >= low)
+        & (h <= high)
+        & (w >= 2)
+        & (w <= h * MAX_GLYPH_ASPECT)
+        & (area >= MIN_GLYPH_FILL * w * h)
+        & (area <= MAX_GLYPH_FILL * w * h)
+    )
+    return s[keep]
+
+
+def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
+    """Rows of glyphs that look like a plate's characters (step 3): (x0, y0, x1, y1, h)."""
+    if len(glyphs) < MIN_GLYPHS:
+        return []
+    g = glyphs[np.argsort(glyphs[:, 0], kind="stable")].astype(np.float64)
+    x, y, w, h, area = g[:, 0], g[:, 1], g[:, 2], g[:, 3], g[:, 4]
+    cy = y + h / 2
+    right_limit = x + w + GAP_RATIO * h
+    n = len(g)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    xs = x.tolist()
+    for i in range(n):
+        limit, hi, ci, step = right_limit[i], h[i], cy[i], x[i] + 0.3 * w[i]
+        j = i + 1
+        while j < n and xs[j] <= limit:
+            hj = h[j]
+            if (
+                hi <= hj * HEIGHT_RATIO
+                and hj <= hi * HEIGHT_RATIO
+                and abs(cy[j] - ci) <= CENTRE_TOLERANCE * max(hi, hj)
+                and xs[j] >= step
+            ):
+                a, b = root(i), root(j)
+                if a != b:
+                    parent[b] = a
+            j += 1
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(root(i), []).append(i)
+    rows = []
+    for group in members.values():
+        if len(group) < MIN_GLYPHS:
+            continue
+        m = np.asarray(group)
+        if len(group) == MIN_GLYPHS:
+            mid_h, mid_cy = float(np.median(h[m])), float(np.median(cy[m]))
+            aligned = (np.abs(h[m] - mid_h) <= ALIGN_TOLERANCE * mid_h) & (
+                np.abs(cy[m] - mid_cy) <= ALIGN_TOLERANCE * mid_h
+            )
+            if not aligned.all():
+                continue
+        if np.median(w[m] / h[m]) < MIN_ASPECT or np.median(area[m] / (w[m] * h[m])) > MAX_FILL:
+            continue
+        glyph_h = float(np.median(h[m]))
+        x0, x1 = float(x[m].min()), float((x[m] + w[m]).max())
+        if x1 - x0 > MAX_ROW_LENGTH * glyph_h:
+            continue
+        y0, y1 = float(y[m].min()), float((y[m] + h[m]).max())
+        # A second line of a two-line plate (Thai: two or three glyphs and the province)
+        # may be too short to be a row by itself: take in glyphs stacked right above or
+        # below the row, within its width.
+        cx = x + w / 2
+        stacked = (
+            (cx >= x0)
+            & (cx <= x1)
+            & (h <= glyph_h * HEIGHT_RATIO)
+            & (h >= glyph_h / HEIGHT_RATIO)
+            & (cy >= y0 - STACK_REACH * glyph_h)
+            & (cy <= y1 + STACK_REACH * glyph_h)
+        )
+        if int(stacked.sum()) >= len(group) + 2:  # the row's own glyphs and two more
+            y0 = min(y0, float(y[stacked].min()))
+            y1 = max(y1, float((y[stacked] + h[stacked]).max()))
+        rows.append((x0, y0, x1, y1, glyph_h))
+    return rows
+
+
+def _small_plates(gray: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
+    """Plates too small for glyphs to stay apart at work scale (under ``SMALL_PLATE_PX``
+    high in a 1080p frame): a dense band of vertical strokes at plate size.
+
+    On a grey image at ``SMALL_WORK_WIDTH_PX``; boxes in that image's pixels."""
+    strokes = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3))
+    # The frame's own stroke level, from every 4th pixel both ways (a full sort is slow).
+    sample = strokes[::4, ::4]
+    level = max(SMALL_EDGE_MIN, float(np.percentile(sample, SMALL_EDGE_PERCENTILE)))
+    edges = (strokes > level).astype(np.float32)
     found = []
-    for x, y, w, h, area in stats[1:]:
-        if not plate_h * 0.4 <= h <= plate_h * 2.2:
-            continue
-        if not MIN_ASPECT <= w / h <= MAX_ASPECT:
-            continue
-        if area / (w * h) < MIN_FILL:
-            continue
-        found.append((int(x), int(y), int(w), int(h)))
-    return found
+    for plate_h in SMALL_PLATE_HEIGHTS_PX:
+        density = cv2.boxFilter(edges, -1, (plate_h * 2, max(3, plate_h // 2)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, plate_h // 2), 3))
+        dense = cv2.morphologyEx(
+            (density > SMALL_DENSITY_MIN).astype(np.uint8), cv2.MORPH_CLOSE, kernel
+        )
+        _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            dense, 8, cv2.CV_32S, cv2.CCL_GRANA
+        )
+        for x, y, w, h, area in np.asarray(stats[1:], dtype=np.int32):
+            if not plate_h * 0.4 <= h <= plate_h * 1.6 or not 1.0 <= w / h <= 8.0:
+                continue
+            if area < 0.4 * w * h:
+                continue
+            pad_x, pad_y = int(w * SMALL_PAD_X) + 1, int(h * SMALL_PAD_Y) + 1
+            found.append((int(x) - pad_x, int(y) - pad_y, int(w) + 2 * pad_x, int(h) + 2 * pad_y))
+    return _stack_lines(found)
+
+
+def _stack_lines(bands: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Two bands one above the other that overlap are the two lines of one plate (Thai):
+    one box around both, so the plate is blurred whole, border to border."""
+    ordered = sorted(bands, key=lambda b: b[1])
+    parent = list(range(len(ordered)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (ax, ay, aw, ah) in enumerate(ordered):
+        for j in range(i + 1, len(ordered)):
+            bx, by, bw, bh = ordered[j]
+            if by >= ay + ah:
+                break  # sorted by top: no later band overlaps this one vertically
+            overlap_x = min(ax + aw, bx + bw) - max(ax, bx)
+            stacked = abs((ay + ah / 2) - (by + bh / 2)) >= 0.4 * min(ah, bh)
+            if stacked and overlap_x >= 0.6 * min(aw, bw):
+                parent[root(j)] = root(i)
+    groups: dict[int, list[tuple[int, int, int, int]]] = {}
+    for i, band in enumerate(ordered):
+        groups.setdefault(root(i), []).append(band)
+    out = []
+    for group in groups.values():
+        x0, y0 = min(g[0] for g in group), min(g[1] for g in group)
+        x1 = max(g[0] + g[2] for g in group)
+        y1 = max(g[1] + g[3] for g in group)
+        out.append((x0, y0, x1 - x0, y1 - y0))
+    return out
 
 
 def detect_plates(frame: Frame) -> list[Box]:
@@ -74,25 +242,41 @@ def detect_plates(frame: Frame) -> list[Box]:
     checked = validate_frame(frame)
     height, width = checked.shape[:2]
     gray, scale = _work_gray(checked)
-    strokes = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3))
-    level = max(EDGE_MIN, float(np.percentile(strokes, EDGE_PERCENTILE)))
-    edges = (strokes > level).astype(np.float32)
-    boxes: list[Box] = []
-    for plate_h in PLATE_HEIGHTS_PX:
-        density = cv2.boxFilter(edges, -1, (max(3, plate_h * 2), max(3, plate_h // 2)))
-        kernel = cv2.getStructuringElement(
-            cv2.MORPH_RECT, (max(3, plate_h // 2), max(3, plate_h // 4))
+    boxes: set[Box] = set()
+    for block in ADAPTIVE_BLOCKS_PX:
+        for mode in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):
+            binary = cv2.adaptiveThreshold(
+                gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, block, ADAPTIVE_C
+            )
+            lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _LINE_KERNEL)
+            glyphs = _glyphs(np.asarray(cv2.subtract(binary, lines), dtype=np.uint8))
+            for x0, y0, x1, y1, glyph_h in _rows(glyphs):
+                pad_x, pad_y = PAD_X * glyph_h, PAD_Y * glyph_h
+                bx0 = max(0, int((x0 - pad_x) / scale))
+                by0 = max(0, int((y0 - pad_y) / scale))
+                bx1 = min(width, int((x1 + pad_x) / scale) + 1)
+                by1 = min(height, int((y1 + pad_y) / scale) + 1)
+                boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
+    if SMALL_PLATE_HEIGHTS_PX:
+        small_scale = min(1.0, SMALL_WORK_WIDTH_PX / width)
+        small = (
+            gray
+            if small_scale == scale
+            else np.asarray(
+                cv2.resize(
+                    gray,
+                    (max(1, round(width * small_scale)), max(1, round(height * small_scale))),
+                    interpolation=cv2.INTER_AREA,
+                ),
+                dtype=np.uint8,
+            )
         )
-        dense = cv2.morphologyEx((density > DENSITY_MIN).astype(np.uint8), cv2.MORPH_CLOSE, kernel)
-        _, _, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
-        for x, y, w, h in _plate_like(np.asarray(stats, dtype=np.int32), plate_h):
-            pad_x, pad_y = w * PAD_X, h * PAD_Y
-            x0 = max(0, int((x - pad_x) / scale))
-            y0 = max(0, int((y - pad_y) / scale))
-            x1 = min(width, int((x + w + pad_x) / scale) + 1)
-            y1 = min(height, int((y + h + pad_y) / scale) + 1)
-            boxes.append(Box(x0, y0, x1 - x0, y1 - y0))
-    return sorted(set(boxes), key=lambda b: (b.y, b.x))
+        for x, y, w, h in _small_plates(small):
+            bx0, by0 = max(0, int(x / small_scale)), max(0, int(y / small_scale))
+            bx1 = min(width, int((x + w) / small_scale) + 1)
+            by1 = min(height, int((y + h) / small_scale) + 1)
+            boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
+    return sorted(boxes, key=lambda b: (b.y, b.x))
 
 
 def blur_plates(frame: Frame) -> Frame:
