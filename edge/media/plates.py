@@ -60,6 +60,13 @@ SMALL_EDGE_PERCENTILE = 90.0
 SMALL_EDGE_MIN = 40.0
 SMALL_DENSITY_MIN = 0.4
 SMALL_PAD_X = 0.15
+FAR_WORK_WIDTH_PX = 640
+FAR_PLATE_HEIGHTS_PX = (7, 10, 16)  # at 640 px wide: ~20 to ~50 px high in 1080p
+FAR_EDGE_PERCENTILE = 90.0
+FAR_EDGE_MIN = 40.0
+FAR_DENSITY_MIN = 0.22
+FAR_PAD_X = 0.15
+FAR_PAD_Y = 0.3
 SMALL_PAD_Y = 0.9
 
 _LINE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_LENGTH_PX, 1))
@@ -233,6 +240,40 @@ def _stack_lines(bands: list[tuple[int, int, int, int]]) -> list[tuple[int, int,
     return out
 
 
+def _far_plates(gray: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
+    """The same stroke-density search at three plate sizes on a coarser copy
+    (``FAR_WORK_WIDTH_PX``), with a looser density: it finds small, far plates of every
+    style on the simulator's streets that the finer pass misses (two-line and long EU
+    plates 12-24 px high). Returns boxes in that image's pixels, padded."""
+    strokes = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3))
+    # The frame's own stroke level, from every 4th pixel both ways (a full sort is slow).
+    sample = strokes[::4, ::4]
+    level = max(FAR_EDGE_MIN, float(np.percentile(sample, FAR_EDGE_PERCENTILE)))
+    edges = (strokes > level).astype(np.float32)
+    found = []
+    for plate_h in FAR_PLATE_HEIGHTS_PX:
+        density = cv2.boxFilter(edges, -1, (max(3, plate_h * 2), max(3, plate_h // 2)))
+        kernel = cv2.getStructuringElement(
+            cv2.MORPH_RECT, (max(3, plate_h // 2), max(3, plate_h // 4))
+        )
+        dense = cv2.morphologyEx(
+            (density > FAR_DENSITY_MIN).astype(np.uint8), cv2.MORPH_CLOSE, kernel
+        )
+        _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            dense, 8, cv2.CV_32S, cv2.CCL_GRANA
+        )
+        for x, y, w, h, area in np.asarray(stats[1:], dtype=np.int32):
+            if not plate_h * 0.4 <= h <= plate_h * 2.2 or not 1.2 <= w / h <= 8.0:
+                continue
+            if area < 0.4 * w * h:
+                continue
+            pad_x, pad_y = w * FAR_PAD_X, h * FAR_PAD_Y
+            found.append(
+                (int(x - pad_x), int(y - pad_y), int(w + 2 * pad_x) + 1, int(h + 2 * pad_y) + 1)
+            )
+    return found
+
+
 def detect_plates(frame: Frame) -> list[Box]:
     """Boxes (frame pixels, padded) of everything that looks like a licence plate.
 
@@ -275,6 +316,21 @@ def detect_plates(frame: Frame) -> list[Box]:
             bx0, by0 = max(0, int(x / small_scale)), max(0, int(y / small_scale))
             bx1 = min(width, int((x + w) / small_scale) + 1)
             by1 = min(height, int((y + h) / small_scale) + 1)
+            boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
+    far_scale = min(1.0, FAR_WORK_WIDTH_PX / width)
+    far = np.asarray(
+        cv2.resize(
+            gray,
+            (max(1, round(width * far_scale)), max(1, round(height * far_scale))),
+            interpolation=cv2.INTER_AREA,
+        ),
+        dtype=np.uint8,
+    )
+    for x, y, w, h in _far_plates(far):
+        bx0, by0 = max(0, int(x / far_scale)), max(0, int(y / far_scale))
+        bx1 = min(width, int((x + w) / far_scale) + 1)
+        by1 = min(height, int((y + h) / far_scale) + 1)
+        if bx1 > bx0 and by1 > by0:
             boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
     return sorted(boxes, key=lambda b: (b.y, b.x))
 
