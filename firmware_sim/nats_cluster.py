@@ -197,9 +197,10 @@ def start_nats_cluster(
 
     ``warm_up`` (a client context and its client id) connects and subscribes once to each
     node in turn before the cluster is handed out. A node creates the account's MQTT
-    streams on its first MQTT client; when two nodes did that at the same moment, NATS
-    2.9 was seen acknowledging QoS 1 publishes that no subscriber then received. A
-    cluster in service has long done this, so the simulator does it up front.
+    streams on its first MQTT client; on cold clusters where two nodes did that at once,
+    a backend was seen receiving none of a device's first messages (whether that race or
+    the backend's clean session was the cause is not isolated: docs/deploy-cluster.md).
+    A cluster in service has long done this, so the simulator does it up front.
 
     Raises:
         SimError: nats-server missing, a node exits, or the cluster never gets ready.
