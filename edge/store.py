@@ -46,6 +46,8 @@ from edge.model import Priority, Purpose
 from edge.outbox import Change, ItemMeta, OutboxItem
 
 SCHEMA_VERSION = 2
+WAL_CHECKPOINT_PAGES = 256
+WAL_SIZE_LIMIT_BYTES = 1024 * 1024
 NONCE_BYTES = 12
 
 _SCHEMA = """
@@ -107,6 +109,11 @@ class SqliteOutboxStore:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
+            # Keep the WAL small on a small card: checkpoint every 1 MiB of pages and
+            # shrink the file back to 1 MiB after each checkpoint, so the log cannot
+            # quietly take the last free space that a delete (an acknowledgement) needs.
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, 1, SCHEMA_VERSION):
                 raise StoreError(
