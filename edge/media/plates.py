@@ -120,22 +120,24 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
             i = parent[i]
         return i
 
-    xs = x.tolist()
-    for i in range(n):
-        limit, hi, ci, step = right_limit[i], h[i], cy[i], x[i] + 0.3 * w[i]
-        j = i + 1
-        while j < n and xs[j] <= limit:
-            hj = h[j]
-            if (
-                hi <= hj * HEIGHT_RATIO
-                and hj <= hi * HEIGHT_RATIO
-                and abs(cy[j] - ci) <= CENTRE_TOLERANCE * max(hi, hj)
-                and xs[j] >= step
-            ):
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[b] = a
-            j += 1
+    # Candidate pairs (i, j): j to the right of i within the gap, found for all glyphs at
+    # once (x is sorted), then kept where heights and centres agree.
+    end = np.searchsorted(x, right_limit, side="right")
+    counts = np.maximum(end - np.arange(n) - 1, 0)
+    first = np.repeat(np.arange(n), counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    second = first + 1 + offsets
+    hi, hj = h[first], h[second]
+    linked = (
+        (hi <= hj * HEIGHT_RATIO)
+        & (hj <= hi * HEIGHT_RATIO)
+        & (np.abs(cy[second] - cy[first]) <= CENTRE_TOLERANCE * np.maximum(hi, hj))
+        & (x[second] >= x[first] + 0.3 * w[first])
+    )
+    for i, j in zip(first[linked].tolist(), second[linked].tolist(), strict=True):
+        a, b = root(i), root(j)
+        if a != b:
+            parent[b] = a
     members: dict[int, list[int]] = {}
     for i in range(n):
         members.setdefault(root(i), []).append(i)
@@ -274,6 +276,24 @@ def _far_plates(gray: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
     return found
 
 
+def _drop_contained(boxes: set[Box]) -> list[Box]:
+    """Boxes inside another box go: the larger box blurs them with coarser blocks anyway,
+    and the passes find one plate several times (the blur is much of the time)."""
+    if len(boxes) < 2:
+        return list(boxes)
+    unique = list(boxes)
+    b = np.asarray([(x.x, x.y, x.x + x.w, x.y + x.h) for x in unique], dtype=np.int64)
+    inside = (
+        (b[:, None, 0] >= b[None, :, 0])
+        & (b[:, None, 1] >= b[None, :, 1])
+        & (b[:, None, 2] <= b[None, :, 2])
+        & (b[:, None, 3] <= b[None, :, 3])
+    )
+    np.fill_diagonal(inside, False)
+    contained = [bool(v) for v in np.asarray(inside.any(axis=1)).ravel()]
+    return [box for box, gone in zip(unique, contained, strict=True) if not gone]
+
+
 def detect_plates(frame: Frame) -> list[Box]:
     """Boxes (frame pixels, padded) of everything that looks like a licence plate.
 
@@ -332,7 +352,7 @@ def detect_plates(frame: Frame) -> list[Box]:
         by1 = min(height, int((y + h) / far_scale) + 1)
         if bx1 > bx0 and by1 > by0:
             boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
-    return sorted(boxes, key=lambda b: (b.y, b.x))
+    return sorted(_drop_contained(boxes), key=lambda b: (b.y, b.x))
 
 
 def blur_plates(frame: Frame) -> Frame:
