@@ -27,6 +27,8 @@ dev photos only to choose these constants (no model is trained on them).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -54,20 +56,31 @@ ALIGN_TOLERANCE = 0.2
 STACK_REACH = 1.8  # glyph heights above or below a row where a second line may sit
 PAD_X = 1.3
 PAD_Y = 0.8
-SMALL_WORK_WIDTH_PX = 960
-SMALL_PLATE_HEIGHTS_PX = (10, 14)  # at small-pass scale: ~20-28 px high in a 1080p frame
-SMALL_EDGE_PERCENTILE = 90.0
-SMALL_EDGE_MIN = 40.0
-SMALL_DENSITY_MIN = 0.4
-SMALL_PAD_X = 0.15
-FAR_WORK_WIDTH_PX = 640
-FAR_PLATE_HEIGHTS_PX = (7, 10, 16)  # at 640 px wide: ~20 to ~50 px high in 1080p
-FAR_EDGE_PERCENTILE = 90.0
-FAR_EDGE_MIN = 40.0
-FAR_DENSITY_MIN = 0.22
-FAR_PAD_X = 0.15
-FAR_PAD_Y = 0.3
-SMALL_PAD_Y = 0.9
+EDGE_PERCENTILE = 90.0  # stroke-density passes: strokes are the frame's strongest 10 %
+EDGE_MIN = 40.0  # ... and at least this strong (a flat frame has none)
+
+
+@dataclass(frozen=True, slots=True)
+class StrokePass:
+    """One stroke-density search for plates too small for their glyphs to stay apart."""
+
+    work_width_px: int
+    plate_heights_px: tuple[int, ...]  # at ``work_width_px``
+    density_min: float
+    max_height_ratio: float  # a band may be up to this many plate heights high
+    min_aspect: float
+    pad_x: float
+    pad_y: float
+    stack_lines: bool  # join two-line bands (Thai plates) into one box
+
+
+STROKE_PASSES = (
+    # ~20-28 px high in a 1080p frame; two-line plates blurred whole.
+    StrokePass(960, (10, 14), 0.4, 1.6, 1.0, 0.15, 0.9, True),
+    # The first session's coarse pass, ~20-50 px high in 1080p: it finds small, far plates
+    # of every style on the simulator's streets that the finer pass misses.
+    StrokePass(640, (7, 10, 16), 0.22, 2.2, 1.2, 0.15, 0.3, False),
+)
 
 _LINE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_LENGTH_PX, 1))
 
@@ -82,6 +95,12 @@ def _work_gray(frame: Frame) -> tuple[NDArray[np.uint8], float]:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     return gray, scale
+
+
+def _resized(gray: NDArray[np.uint8], width: int, height: int, scale: float) -> NDArray[np.uint8]:
+    """``gray`` resized to ``scale`` times the frame's ``width`` x ``height``."""
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def _glyphs(binary: NDArray[np.uint8]) -> Stats:
@@ -179,34 +198,36 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
     return rows
 
 
-def _small_plates(gray: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
-    """Plates too small for glyphs to stay apart at work scale (under ``SMALL_PLATE_PX``
-    high in a 1080p frame): a dense band of vertical strokes at plate size.
-
-    On a grey image at ``SMALL_WORK_WIDTH_PX``; boxes in that image's pixels."""
+def _stroke_bands(gray: NDArray[np.uint8], spec: StrokePass) -> list[tuple[int, int, int, int]]:
+    """Dense bands of vertical strokes at plate size on ``gray`` (at ``spec.work_width_px``);
+    boxes in that image's pixels, padded."""
     strokes = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3))
     # The frame's own stroke level, from every 4th pixel both ways (a full sort is slow).
     sample = strokes[::4, ::4]
-    level = max(SMALL_EDGE_MIN, float(np.percentile(sample, SMALL_EDGE_PERCENTILE)))
+    level = max(EDGE_MIN, float(np.percentile(sample, EDGE_PERCENTILE)))
     edges = (strokes > level).astype(np.float32)
     found = []
-    for plate_h in SMALL_PLATE_HEIGHTS_PX:
-        density = cv2.boxFilter(edges, -1, (plate_h * 2, max(3, plate_h // 2)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, plate_h // 2), 3))
+    for plate_h in spec.plate_heights_px:
+        density = cv2.boxFilter(edges, -1, (max(3, plate_h * 2), max(3, plate_h // 2)))
+        kernel = cv2.getStructuringElement(
+            cv2.MORPH_RECT, (max(3, plate_h // 2), max(3, plate_h // 4))
+        )
         dense = cv2.morphologyEx(
-            (density > SMALL_DENSITY_MIN).astype(np.uint8), cv2.MORPH_CLOSE, kernel
+            (density > spec.density_min).astype(np.uint8), cv2.MORPH_CLOSE, kernel
         )
         _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
             dense, 8, cv2.CV_32S, cv2.CCL_GRANA
         )
         for x, y, w, h, area in np.asarray(stats[1:], dtype=np.int32):
-            if not plate_h * 0.4 <= h <= plate_h * 1.6 or not 1.0 <= w / h <= 8.0:
+            if not plate_h * 0.4 <= h <= plate_h * spec.max_height_ratio:
                 continue
-            if area < 0.4 * w * h:
+            if not spec.min_aspect <= w / h <= 8.0 or area < 0.4 * w * h:
                 continue
-            pad_x, pad_y = int(w * SMALL_PAD_X) + 1, int(h * SMALL_PAD_Y) + 1
-            found.append((int(x) - pad_x, int(y) - pad_y, int(w) + 2 * pad_x, int(h) + 2 * pad_y))
-    return _stack_lines(found)
+            pad_x, pad_y = w * spec.pad_x, h * spec.pad_y
+            found.append(
+                (int(x - pad_x), int(y - pad_y), int(w + 2 * pad_x) + 1, int(h + 2 * pad_y) + 1)
+            )
+    return _stack_lines(found) if spec.stack_lines else found
 
 
 def _stack_lines(bands: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
@@ -240,40 +261,6 @@ def _stack_lines(bands: list[tuple[int, int, int, int]]) -> list[tuple[int, int,
         y1 = max(g[1] + g[3] for g in group)
         out.append((x0, y0, x1 - x0, y1 - y0))
     return out
-
-
-def _far_plates(gray: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
-    """The same stroke-density search at three plate sizes on a coarser copy
-    (``FAR_WORK_WIDTH_PX``), with a looser density: it finds small, far plates of every
-    style on the simulator's streets that the finer pass misses (two-line and long EU
-    plates 12-24 px high). Returns boxes in that image's pixels, padded."""
-    strokes = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3))
-    # The frame's own stroke level, from every 4th pixel both ways (a full sort is slow).
-    sample = strokes[::4, ::4]
-    level = max(FAR_EDGE_MIN, float(np.percentile(sample, FAR_EDGE_PERCENTILE)))
-    edges = (strokes > level).astype(np.float32)
-    found = []
-    for plate_h in FAR_PLATE_HEIGHTS_PX:
-        density = cv2.boxFilter(edges, -1, (max(3, plate_h * 2), max(3, plate_h // 2)))
-        kernel = cv2.getStructuringElement(
-            cv2.MORPH_RECT, (max(3, plate_h // 2), max(3, plate_h // 4))
-        )
-        dense = cv2.morphologyEx(
-            (density > FAR_DENSITY_MIN).astype(np.uint8), cv2.MORPH_CLOSE, kernel
-        )
-        _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-            dense, 8, cv2.CV_32S, cv2.CCL_GRANA
-        )
-        for x, y, w, h, area in np.asarray(stats[1:], dtype=np.int32):
-            if not plate_h * 0.4 <= h <= plate_h * 2.2 or not 1.2 <= w / h <= 8.0:
-                continue
-            if area < 0.4 * w * h:
-                continue
-            pad_x, pad_y = w * FAR_PAD_X, h * FAR_PAD_Y
-            found.append(
-                (int(x - pad_x), int(y - pad_y), int(w + 2 * pad_x) + 1, int(h + 2 * pad_y) + 1)
-            )
-    return found
 
 
 def _drop_contained(boxes: set[Box]) -> list[Box]:
@@ -318,40 +305,15 @@ def detect_plates(frame: Frame) -> list[Box]:
                 bx1 = min(width, int((x1 + pad_x) / scale) + 1)
                 by1 = min(height, int((y1 + pad_y) / scale) + 1)
                 boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
-    if SMALL_PLATE_HEIGHTS_PX:
-        small_scale = min(1.0, SMALL_WORK_WIDTH_PX / width)
-        small = (
-            gray
-            if small_scale == scale
-            else np.asarray(
-                cv2.resize(
-                    gray,
-                    (max(1, round(width * small_scale)), max(1, round(height * small_scale))),
-                    interpolation=cv2.INTER_AREA,
-                ),
-                dtype=np.uint8,
-            )
-        )
-        for x, y, w, h in _small_plates(small):
-            bx0, by0 = max(0, int(x / small_scale)), max(0, int(y / small_scale))
-            bx1 = min(width, int((x + w) / small_scale) + 1)
-            by1 = min(height, int((y + h) / small_scale) + 1)
-            boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
-    far_scale = min(1.0, FAR_WORK_WIDTH_PX / width)
-    far = np.asarray(
-        cv2.resize(
-            gray,
-            (max(1, round(width * far_scale)), max(1, round(height * far_scale))),
-            interpolation=cv2.INTER_AREA,
-        ),
-        dtype=np.uint8,
-    )
-    for x, y, w, h in _far_plates(far):
-        bx0, by0 = max(0, int(x / far_scale)), max(0, int(y / far_scale))
-        bx1 = min(width, int((x + w) / far_scale) + 1)
-        by1 = min(height, int((y + h) / far_scale) + 1)
-        if bx1 > bx0 and by1 > by0:
-            boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
+    for spec in STROKE_PASSES:
+        pass_scale = min(1.0, spec.work_width_px / width)
+        small = gray if pass_scale == scale else _resized(gray, width, height, pass_scale)
+        for x, y, w, h in _stroke_bands(small, spec):
+            bx0, by0 = max(0, int(x / pass_scale)), max(0, int(y / pass_scale))
+            bx1 = min(width, int((x + w) / pass_scale) + 1)
+            by1 = min(height, int((y + h) / pass_scale) + 1)
+            if bx1 > bx0 and by1 > by0:
+                boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
     return sorted(_drop_contained(boxes), key=lambda b: (b.y, b.x))
 
 
