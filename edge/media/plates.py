@@ -27,6 +27,7 @@ dev photos only to choose these constants (no model is trained on them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -122,6 +123,27 @@ def _glyphs(binary: NDArray[np.uint8]) -> Stats:
     return s[keep]
 
 
+def _linked_groups(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Indexes 0..n-1 grouped by the links in ``pairs`` (union-find), each group in
+    increasing order."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        a, b = root(i), root(j)
+        if a != b:
+            parent[b] = a
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
 def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
     """Rows of glyphs that look like a plate's characters (step 3): (x0, y0, x1, y1, h)."""
     if len(glyphs) < MIN_GLYPHS:
@@ -131,14 +153,6 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
     cy = y + h / 2
     right_limit = x + w + GAP_RATIO * h
     n = len(g)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     # Candidate pairs (i, j): j to the right of i within the gap, found for all glyphs at
     # once (x is sorted), then kept where heights and centres agree.
     end = np.searchsorted(x, right_limit, side="right")
@@ -153,15 +167,9 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
         & (np.abs(cy[second] - cy[first]) <= CENTRE_TOLERANCE * np.maximum(hi, hj))
         & (x[second] >= x[first] + 0.3 * w[first])
     )
-    for i, j in zip(first[linked].tolist(), second[linked].tolist(), strict=True):
-        a, b = root(i), root(j)
-        if a != b:
-            parent[b] = a
-    members: dict[int, list[int]] = {}
-    for i in range(n):
-        members.setdefault(root(i), []).append(i)
+    pairs = zip(first[linked].tolist(), second[linked].tolist(), strict=True)
     rows = []
-    for group in members.values():
+    for group in _linked_groups(n, pairs):
         if len(group) < MIN_GLYPHS:
             continue
         m = np.asarray(group)
@@ -234,14 +242,7 @@ def _stack_lines(bands: list[tuple[int, int, int, int]]) -> list[tuple[int, int,
     """Two bands one above the other that overlap are the two lines of one plate (Thai):
     one box around both, so the plate is blurred whole, border to border."""
     ordered = sorted(bands, key=lambda b: b[1])
-    parent = list(range(len(ordered)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    pairs: list[tuple[int, int]] = []
     for i, (ax, ay, aw, ah) in enumerate(ordered):
         for j in range(i + 1, len(ordered)):
             bx, by, bw, bh = ordered[j]
@@ -250,12 +251,10 @@ def _stack_lines(bands: list[tuple[int, int, int, int]]) -> list[tuple[int, int,
             overlap_x = min(ax + aw, bx + bw) - max(ax, bx)
             stacked = abs((ay + ah / 2) - (by + bh / 2)) >= 0.4 * min(ah, bh)
             if stacked and overlap_x >= 0.6 * min(aw, bw):
-                parent[root(j)] = root(i)
-    groups: dict[int, list[tuple[int, int, int, int]]] = {}
-    for i, band in enumerate(ordered):
-        groups.setdefault(root(i), []).append(band)
+                pairs.append((i, j))
     out = []
-    for group in groups.values():
+    for indexes in _linked_groups(len(ordered), pairs):
+        group = [ordered[i] for i in indexes]
         x0, y0 = min(g[0] for g in group), min(g[1] for g in group)
         x1 = max(g[0] + g[2] for g in group)
         y1 = max(g[1] + g[3] for g in group)
