@@ -164,6 +164,7 @@ class Agent:
         self.state: AgentState = load_agent_state(self._state_path, config.policy.version)
         self.manifest: Manifest = load_manifest(self.state.policy_version)
         self.consent: ConsentState = load_consent(self._consent_path)
+        self._snapshot_cache = (self.consent, self.manifest, snapshot(self.consent, self.manifest))
         self.app_public_key = app_public_key
         self.audit = AuditLog(state_dir / "audit.jsonl", fsync_every=1 << 30)
         key = load_or_create_key(config.outbox_key_file)
@@ -222,7 +223,13 @@ class Agent:
         )
 
     def consent_snapshot(self) -> dict[str, str]:
-        return snapshot(self.consent, self.manifest)
+        """Recomputed only when the consent state or the manifest was replaced (both are
+        immutable values), since every audit record carries it."""
+        consent, manifest, cached = self._snapshot_cache
+        if consent is not self.consent or manifest is not self.manifest:
+            cached = snapshot(self.consent, self.manifest)
+            self._snapshot_cache = (self.consent, self.manifest, cached)
+        return dict(cached)
 
     # -- the loop ----------------------------------------------------------------------
 

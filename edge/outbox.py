@@ -99,6 +99,10 @@ class Change:
     mark_inflight: tuple[str, ...] = ()
     requeue_all: bool = False
     count: Mapping[str, int] = field(default_factory=dict)
+    # False only for PUBACKed deletes: losing one to a power cut means the item is sent
+    # again (a duplicate by record id, which rule 2 allows), never lost, so the store may
+    # skip its fsync. Purges and expiries are durable: a lost one would send late.
+    durable: bool = True
 
 
 class OutboxStore(Protocol):
@@ -226,7 +230,7 @@ class Outbox:
     def ack(self, record_ids: Sequence[str]) -> None:
         """PUBACKs arrived: delete those items (rule 1); unknown ids are ignored (rule 7)."""
         if record_ids:
-            self.store.commit(Change(delete=tuple(record_ids)))
+            self.store.commit(Change(delete=tuple(record_ids), durable=False))
 
     def refused(self, record_ids: Sequence[str]) -> list[Dropped]:
         """The broker refused these (PUBACK reason >= 0x80): drop and count them."""

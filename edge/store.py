@@ -16,6 +16,13 @@ be swapped with another or edited without detection. What the rules need for ord
 that can be pulled: without the key file (mode 0600, elsewhere in the state folder, or on
 secure storage) the queue is unreadable.
 
+A commit that only deletes acknowledged items runs at ``synchronous=NORMAL`` (no fsync):
+a power cut may undo it, and the item is then sent again (a duplicate by record id, which
+at-least-once allows), never lost. That halves the fsyncs of a busy agent, and the wear
+of its SD card. Items queued by this process keep their clear payload in a small cache
+(``RECENT_BYTES``) until they are first sent, so the send path does not read back and
+decrypt what it has just written; after a restart or a requeue, items come from disk.
+
 "In flight" lives in memory only: it means "handed to the broker on this connection",
 which a restart or a lost connection undoes anyway (rule 2), so marking it costs no
 transaction and no fsync.
@@ -49,6 +56,8 @@ SCHEMA_VERSION = 2
 WAL_CHECKPOINT_PAGES = 256
 WAL_SIZE_LIMIT_BYTES = 1024 * 1024
 NONCE_BYTES = 12
+RECENT_BYTES = 1024 * 1024  # clear payloads kept for the first send (module docstring)
+RECENT_ITEM_BYTES = 64 * 1024  # larger items (snapshots, clips) are read back from disk
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -104,6 +113,15 @@ class SqliteOutboxStore:
         self.path = path
         self._aead = AESGCM(key)
         self._inflight: set[str] = set()
+        # Items are handed out in (priority, seq) order, so within one connection every
+        # item of priority p with seq <= _sent_upto[p] is in flight or gone: pending()
+        # lets SQLite skip them instead of reading them back (cleared on requeue).
+        self._sent_upto: dict[int, int] = {}
+        self._served: dict[str, tuple[int, int]] = {}
+        self._recent: dict[str, tuple[str, bytes]] = {}
+        self._recent_bytes = 0
+        self._synchronous = synchronous
+        self._lazy = False  # the connection is at synchronous=NORMAL for an ack commit
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -172,11 +190,16 @@ class SqliteOutboxStore:
     def _commit(self, change: Change) -> None:
         if change.requeue_all:
             self._inflight.clear()
+            self._sent_upto.clear()
         if not (change.delete or change.insert or change.count):
-            self._inflight.update(change.mark_inflight)  # memory only (module docstring)
+            self._mark_inflight(change.mark_inflight)  # memory only (module docstring)
             return
         db = self._db
         try:
+            lazy = not change.durable and not change.insert and not change.count
+            if lazy != self._lazy and self._synchronous == "FULL":
+                db.execute(f"PRAGMA synchronous={'NORMAL' if lazy else 'FULL'}")
+                self._lazy = lazy
             db.execute("BEGIN IMMEDIATE")
             if change.delete:
                 db.executemany(
@@ -218,16 +241,45 @@ class SqliteOutboxStore:
                 raise StoreFullError(f"{self.path}: the disk is full: {err}") from err
             raise StoreError(f"{self.path}: cannot write the outbox: {err}") from err
         self._inflight.difference_update(change.delete)
-        self._inflight.update(change.mark_inflight)
+        self._mark_inflight(change.mark_inflight)
+        for record_id in change.delete:
+            self._forget_recent(record_id)
+        for item in change.insert:
+            self._remember_recent(item)
+
+    def _mark_inflight(self, record_ids: tuple[str, ...]) -> None:
+        self._inflight.update(record_ids)
+        served, upto = self._served, self._sent_upto
+        for record_id in record_ids:
+            position = served.get(record_id)
+            if position is not None and position[1] > upto.get(position[0], 0):
+                upto[position[0]] = position[1]
+        served.clear()
+
+    def _remember_recent(self, item: OutboxItem) -> None:
+        size = item.size
+        if size > RECENT_ITEM_BYTES or self._recent_bytes + size > RECENT_BYTES:
+            return
+        if item.record_id not in self._recent:
+            self._recent[item.record_id] = (item.topic, item.payload)
+            self._recent_bytes += size
+
+    def _forget_recent(self, record_id: str) -> tuple[str, bytes] | None:
+        found = self._recent.pop(record_id, None)
+        if found is not None:
+            self._recent_bytes -= len(found[0]) + len(found[1])
+        return found
 
     def pending(self, limit: int) -> list[OutboxItem]:
-        inflight = self._inflight
-        rows = self._query(
-            "SELECT record_id, purpose, priority, created_at, expires_at, qos, retain, "
-            "policy_version, clause, seq, sealed FROM items "
-            "ORDER BY priority, seq LIMIT ?",
-            (limit + len(inflight),),
+        upto = sorted(self._sent_upto.items())
+        cases = " ".join("WHEN ? THEN ?" for _ in upto)
+        where = f"WHERE seq > CASE priority {cases} ELSE 0 END" if upto else ""
+        sql = (
+            "SELECT record_id, purpose, priority, created_at, expires_at, qos, retain, "  # noqa: S608 - only placeholders are formatted in
+            f"policy_version, clause, seq, sealed FROM items {where} ORDER BY priority, seq LIMIT ?"
         )
+        rows = self._query(sql, (*(n for pair in upto for n in pair), limit))
+        inflight = self._inflight
         items: list[OutboxItem] = []
         for (
             record_id,
@@ -243,10 +295,12 @@ class SqliteOutboxStore:
             sealed,
         ) in rows:
             if record_id in inflight:
-                continue
+                continue  # marked without being served first (not done by the Outbox)
             if len(items) == limit:
                 break
-            topic, payload = self._open(record_id, sealed)
+            recent = self._forget_recent(record_id)
+            topic, payload = recent if recent is not None else self._open(record_id, sealed)
+            self._served[record_id] = (priority, seq)
             items.append(
                 OutboxItem(
                     record_id,

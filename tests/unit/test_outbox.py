@@ -241,7 +241,15 @@ class OutboxMachine(RuleBasedStateMachine):
 
     @rule(n=st.integers(1, 5))
     def send(self, n: int) -> None:
+        waiting = sorted(
+            (m for m in self.store.meta() if m.record_id not in self.inflight),
+            key=lambda m: (m.priority, m.seq),
+        )
+        live = [m.record_id for m in waiting if m.expires_at is None or m.expires_at > self.now]
         batch, drops = self.box.next_batch(self.now, n)
+        # rule 3, and never an item twice on one connection
+        assert [i.record_id for i in batch] == live[: len(batch)]
+        assert len(batch) == min(n, len(live)) or drops
         self.inflight.update(i.record_id for i in batch)
         self.dropped.update(d.record_id for d in drops)
 

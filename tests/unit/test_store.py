@@ -149,3 +149,38 @@ def test_store_marking_in_flight_writes_nothing(tmp_path: Path) -> None:
     assert [i.record_id for i in store.pending(5)] == ["b"]
     assert [m.inflight for m in store.meta(["a", "b"])] == [True, False]
     store.close()
+
+
+def test_store_fsyncs_queued_items_but_not_acknowledgements(tmp_path: Path) -> None:
+    """An item must be on disk before it is sent; its delete after PUBACK may be lost to
+    a power cut (it is then sent again), so that commit skips the fsync."""
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3", os.urandom(32))
+    box = Outbox(store, 1 << 20)
+
+    def level() -> int:
+        return int(store._db.execute("PRAGMA synchronous").fetchone()[0])
+
+    box.enqueue_many([_item("a"), _item("b")])
+    assert level() == 2  # FULL
+    batch, _ = box.next_batch(NOW, 2)
+    box.ack([batch[0].record_id])
+    assert level() == 1  # NORMAL
+    assert box.purge_purpose(Purpose.NOTIFICATION)[0].record_id == "b"
+    assert level() == 2  # a purge must not come back after a power cut
+    store.close()
+
+
+def test_store_sends_from_memory_what_it_just_queued_and_from_disk_after_restart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    key = os.urandom(32)
+    store = SqliteOutboxStore(path, key)
+    Outbox(store, 1 << 20).enqueue_many([_item("a")])
+    first = store.pending(1)
+    store.close()
+    reopened = SqliteOutboxStore(path, key)
+    again = reopened.pending(1)
+    assert (first[0].topic, first[0].payload) == (again[0].topic, again[0].payload)
+    assert first[0].payload == SECRET * 10
+    reopened.close()
