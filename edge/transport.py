@@ -23,6 +23,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,12 +161,24 @@ class MqttTransport:
             raise TransportError(f"subscribe to {topic} refused locally: {mqtt.error_string(rc)}")
         return int(mid)
 
-    def disconnect(self) -> None:
-        """Close the connection cleanly (a DISCONNECT: the broker does not send the Will)."""
+    def disconnect(self, timeout_s: float = 2.0) -> None:
+        """Close the connection cleanly (a DISCONNECT: the broker does not send the Will).
+
+        Waits (up to ``timeout_s``) until the I/O thread has written what was queued and
+        the DISCONNECT: a ``close`` right after would otherwise stop that thread first,
+        and the broker, seeing the socket just close, would publish the Will (``offline``)
+        after our ``stopped``."""
         with self._client_lock:
             client = self._client
-        if client is not None:
-            client.disconnect()
+        if client is None:
+            return
+        client.disconnect()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._client_lock:
+                if self._client is not client:
+                    return
+            time.sleep(0.01)
 
     def drop(self) -> None:
         """Close the socket without DISCONNECT, as a dying link would (tests, faults)."""
