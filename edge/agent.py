@@ -215,7 +215,7 @@ class Agent:
         """Connected, every event handled, nothing queued or in flight (tests, benchmarks)."""
         return (
             self.session.connected
-            and self.events.empty()
+            and self.events.unfinished_tasks == 0  # taken events count until committed
             and not self._to_queue
             and not self._acked
             and not self.inflight
@@ -265,6 +265,8 @@ class Agent:
         if not self.stopped:
             self._housekeeping()
             self.commit()
+        for _ in batch:
+            self.events.task_done()  # is_idle(): handled and committed, not merely taken
         return len(batch)
 
     def commit(self) -> None:
