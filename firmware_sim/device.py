@@ -109,14 +109,21 @@ class SimDevice:
         return render_street(rng, width, height, event.plates, night=event.scene == "night")
 
     def play(self, scenario: sc.Scenario, start: datetime) -> Iterator[Output]:
-        """Every output of the scenario, in time order."""
+        """Every output of the scenario, in time order.
+
+        Outputs are scheduled at ``at`` (the script's time); what the device produces is
+        stamped by its own real-time clock, which a ``ClockSkewed`` step moves: after an
+        RTC jump, new data carries the jumped time, as on a real device."""
+        skew = timedelta(0)
         for index, step in enumerate(scenario.steps):
             at = start + timedelta(seconds=step.at_s)
             rng = self._rng(scenario, index)
-            yield from self._outputs(step.event, at, rng)
+            yield from self._outputs(step.event, at, rng, at + skew)
+            if isinstance(step.event, sc.ClockSkewed):
+                skew += timedelta(seconds=step.event.seconds)
 
     def _outputs(
-        self, event: sc.SimEvent, at: datetime, rng: np.random.Generator
+        self, event: sc.SimEvent, at: datetime, rng: np.random.Generator, stamp: datetime
     ) -> Iterator[Output]:
         if isinstance(event, sc.MotionDetected):
             alarm = self._render(rng, event, self.width, self.height)
@@ -132,16 +139,16 @@ class SimDevice:
                     for i in range(self.clip_frames)
                 )
             kind = "motion" if event.scene != "doorway" else "doorbell_motion"
-            yield ToAgent(at, inputs.MotionAlarm(at, alarm.frame, clip, kind), alarm.plate_boxes)
+            yield ToAgent(at, inputs.MotionAlarm(stamp, alarm.frame, clip, kind), alarm.plate_boxes)
         elif isinstance(event, sc.AiDetected):
             plate = event.plate_text if event.cls is DetectionClass.PLATE else None
-            yield ToAgent(at, inputs.AiDetected(at, event.cls, event.confidence, plate))
+            yield ToAgent(at, inputs.AiDetected(stamp, event.cls, event.confidence, plate))
         elif isinstance(event, sc.SoundHeard):
             yield ToAgent(
-                at, inputs.AudioCaptured(at, mic_samples(rng, event.seconds), MIC_RATE_HZ)
+                at, inputs.AudioCaptured(stamp, mic_samples(rng, event.seconds), MIC_RATE_HZ)
             )
         elif isinstance(event, sc.ButtonPressed):
-            yield ToAgent(at, inputs.ButtonPressed(at))
+            yield ToAgent(at, inputs.ButtonPressed(stamp))
         elif isinstance(event, sc.ConsentGranted):
             yield FromApp(at, "consent.grant", event.purpose)
         elif isinstance(event, sc.ConsentWithdrawn):
@@ -163,8 +170,8 @@ class SimDevice:
         elif isinstance(event, sc.ClockSkewed):
             yield Fault(at, "clock_skew", event.seconds)
         elif isinstance(event, sc.DiagnosticsSampled):
-            yield ToAgent(at, inputs.DiagnosticsSampled(at, diagnostics_values(rng)))
+            yield ToAgent(at, inputs.DiagnosticsSampled(stamp, diagnostics_values(rng)))
         elif isinstance(event, sc.DeviceLogged):
-            yield ToAgent(at, inputs.DeviceLogged(at, event.line))
+            yield ToAgent(at, inputs.DeviceLogged(stamp, event.line))
         elif isinstance(event, sc.StatusReported):
-            yield ToAgent(at, inputs.StatusDue(at))
+            yield ToAgent(at, inputs.StatusDue(stamp))

@@ -205,6 +205,16 @@ class AgentHarness:
             time.sleep(0.02)
         return False
 
+    def wait_handled(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every input put so far is handled and committed (connected or not)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            agent = self.agent
+            if agent is None or agent.events.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
     def wait_connected(self, timeout_s: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -232,5 +232,8 @@ def _deliver(
         harness.start()
         note("power.on", "")
     elif out.kind == "clock_skew":
+        # The RTC jumps after what the device produced before it was handled, as on a
+        # device; without this wait the jump could overtake inputs still in the queue.
+        harness.wait_handled(10.0)
         harness.clock.jump(out.seconds)
         note("clock.skew", f"{out.seconds:+.0f} s")
