@@ -118,6 +118,7 @@ class SqliteOutboxStore:
         # lets SQLite skip them instead of reading them back (cleared on requeue).
         self._sent_upto: dict[int, int] = {}
         self._served: dict[str, tuple[int, int]] = {}
+        self._unplaced: set[str] = set()  # in flight without having been served: not skipped
         self._recent: dict[str, tuple[str, bytes]] = {}
         self._recent_bytes = 0
         self._synchronous = synchronous
@@ -191,6 +192,7 @@ class SqliteOutboxStore:
         if change.requeue_all:
             self._inflight.clear()
             self._sent_upto.clear()
+            self._unplaced.clear()
         if not (change.delete or change.insert or change.count):
             self._mark_inflight(change.mark_inflight)  # memory only (module docstring)
             return
@@ -241,6 +243,7 @@ class SqliteOutboxStore:
                 raise StoreFullError(f"{self.path}: the disk is full: {err}") from err
             raise StoreError(f"{self.path}: cannot write the outbox: {err}") from err
         self._inflight.difference_update(change.delete)
+        self._unplaced.difference_update(change.delete)
         self._mark_inflight(change.mark_inflight)
         for record_id in change.delete:
             self._forget_recent(record_id)
@@ -252,7 +255,9 @@ class SqliteOutboxStore:
         served, upto = self._served, self._sent_upto
         for record_id in record_ids:
             position = served.get(record_id)
-            if position is not None and position[1] > upto.get(position[0], 0):
+            if position is None:
+                self._unplaced.add(record_id)
+            elif position[1] > upto.get(position[0], 0):
                 upto[position[0]] = position[1]
         served.clear()
 
@@ -278,7 +283,7 @@ class SqliteOutboxStore:
             "SELECT record_id, purpose, priority, created_at, expires_at, qos, retain, "  # noqa: S608 - only placeholders are formatted in
             f"policy_version, clause, seq, sealed FROM items {where} ORDER BY priority, seq LIMIT ?"
         )
-        rows = self._query(sql, (*(n for pair in upto for n in pair), limit))
+        rows = self._query(sql, (*(n for pair in upto for n in pair), limit + len(self._unplaced)))
         inflight = self._inflight
         items: list[OutboxItem] = []
         for (
@@ -295,7 +300,7 @@ class SqliteOutboxStore:
             sealed,
         ) in rows:
             if record_id in inflight:
-                continue  # marked without being served first (not done by the Outbox)
+                continue  # in _unplaced: marked without being served first
             if len(items) == limit:
                 break
             recent = self._forget_recent(record_id)

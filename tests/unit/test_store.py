@@ -12,7 +12,7 @@ import pytest
 from edge.crypto import load_or_create_key
 from edge.errors import StoreError
 from edge.model import Priority, Purpose
-from edge.outbox import Outbox, OutboxItem
+from edge.outbox import Change, Outbox, OutboxItem
 from edge.store import SqliteOutboxStore, open_or_quarantine
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -184,3 +184,19 @@ def test_store_sends_from_memory_what_it_just_queued_and_from_disk_after_restart
     assert (first[0].topic, first[0].payload) == (again[0].topic, again[0].payload)
     assert first[0].payload == SECRET * 10
     reopened.close()
+
+
+def test_store_pending_skips_items_marked_in_flight_out_of_order(tmp_path: Path) -> None:
+    """The send query skips what it handed out itself; an item marked in flight some
+    other way must still never come back, and must not hide the items after it."""
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3", os.urandom(32))
+    box = Outbox(store, 1 << 20)
+    box.enqueue_many([_item("a"), _item("b"), _item("c")])
+    store.commit(Change(mark_inflight=("a",)))
+    assert [i.record_id for i in store.pending(1)] == ["b"]
+    batch, _ = box.next_batch(NOW, 1)
+    assert [i.record_id for i in batch] == ["b"]
+    assert [i.record_id for i in store.pending(5)] == ["c"]
+    box.requeue_inflight()
+    assert [i.record_id for i in store.pending(5)] == ["a", "b", "c"]
+    store.close()
