@@ -277,7 +277,8 @@ class Agent:
         commit; sending, which frees space, goes on. Each occurrence is counted.
         """
         try:
-            self.outbox.max_queue_bytes = self._queue_budget()
+            if self._to_queue:  # the budget only bounds new items
+                self.outbox.max_queue_bytes = self._queue_budget()
             self._store_new_items()
             self._store_acks()
         except StoreFullError as err:
