@@ -4,6 +4,7 @@ python -m edge run --config FILE           run the daemon
 python -m edge check-config FILE           print every config problem, exit 2 if any
 python -m edge policy ...                  list/show/diff/export policy versions
 python -m edge audit verify|export ...     check or export the audit trail
+python -m edge queue PATH                  what waits in the outbox, what it dropped
 python -m edge subject export|erase ...    the data subject's rights on the device
 """
 
@@ -19,6 +20,7 @@ commands:
   check-config FILE        validate a config file; exit 2 and list every problem if bad
   policy ...               policy versions: list, show, diff, export (python -m edge policy -h)
   audit ...                audit trail: verify, export (python -m edge audit -h)
+  queue PATH               what waits in a device's outbox and what it dropped (read-only)
   subject ...              data subject's rights: export, erase (python -m edge subject -h)
 """
 
@@ -37,6 +39,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "check-config": lambda argv: _lazy("edge.daemon")(["check-config", *argv]),
     "policy": _lazy("edge.policy.cli"),
     "audit": _lazy("edge.audit_cli"),
+    "queue": _lazy("edge.queue_cli"),
     "subject": _lazy("edge.subject"),
 }
 

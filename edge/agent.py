@@ -82,7 +82,7 @@ from edge.session import (
 )
 from edge.session import Protocol as MqttProtocol
 from edge.state_file import AgentState, load_agent_state, save_agent_state
-from edge.store import open_or_quarantine
+from edge.store import OUTBOX_FILE, open_or_quarantine
 from edge.topics import RETAINED_BY_PURPOSE, RETAINED_CHANNELS, Channel, Topics
 from edge.transport import Will
 
@@ -168,7 +168,7 @@ class Agent:
         self.app_public_key = app_public_key
         self.audit = AuditLog(state_dir / "audit.jsonl", fsync_every=1 << 30)
         key = load_or_create_key(config.outbox_key_file)
-        store, quarantined = open_or_quarantine(state_dir / "outbox.sqlite3", key, synchronous)
+        store, quarantined = open_or_quarantine(state_dir / OUTBOX_FILE, key, synchronous)
         self.outbox = Outbox(store, config.outbox.max_queue_bytes)
         if quarantined is not None:
             logger.error("outbox store was unreadable; quarantined as %s", quarantined.name)

@@ -41,6 +41,7 @@ import os
 import sqlite3
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ SCHEMA_VERSION = 2
 WAL_CHECKPOINT_PAGES = 256
 WAL_SIZE_LIMIT_BYTES = 1024 * 1024
 NONCE_BYTES = 12
+OUTBOX_FILE = "outbox.sqlite3"  # in the device's state folder
 RECENT_BYTES = 1024 * 1024  # clear payloads kept for the first send (module docstring)
 RECENT_ITEM_BYTES = 64 * 1024  # larger items (snapshots, clips) are read back from disk
 
@@ -408,12 +410,7 @@ class SqliteOutboxStore:
 
     def disk_bytes(self) -> int:
         """Bytes of the database and its WAL on disk (for the benchmark)."""
-        total = 0
-        for suffix in ("", "-wal", "-shm"):
-            candidate = Path(f"{self.path}{suffix}")
-            if candidate.exists():
-                total += candidate.stat().st_size
-        return total
+        return _disk_bytes(self.path)
 
 
 def quarantine(path: Path, now: datetime) -> Path:
@@ -439,3 +436,78 @@ def open_or_quarantine(
     except StoreError:
         moved = quarantine(path, datetime.now(UTC))
         return SqliteOutboxStore(path, key, synchronous), moved
+
+
+@dataclass(frozen=True, slots=True)
+class QueueGroup:
+    """Queued items of one purpose and priority (clear metadata only, no payloads)."""
+
+    purpose: str
+    priority: str
+    items: int
+    bytes: int
+    oldest: datetime
+    next_expiry: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    path: Path
+    groups: tuple[QueueGroup, ...]
+    dropped: dict[str, int]
+    disk_bytes: int
+
+    @property
+    def items(self) -> int:
+        return sum(g.items for g in self.groups)
+
+    @property
+    def bytes(self) -> int:
+        return sum(g.bytes for g in self.groups)
+
+
+def queue_summary(path: Path) -> QueueSummary:
+    """What waits in an outbox, read-only and without its key: the ordering metadata is in
+    clear (module docstring), topics and payloads are not, and none is decrypted. Safe
+    next to a running daemon (a WAL reader changes nothing).
+
+    Raises:
+        StoreError: no such file, or not an outbox store.
+    """
+    if not path.is_file():
+        raise StoreError(f"no outbox store at {path}")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as err:
+        raise StoreError(f"{path}: cannot open: {err}") from err
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version not in (1, SCHEMA_VERSION):
+            raise StoreError(f"{path}: not an outbox store (schema version {version})")
+        rows = db.execute(
+            "SELECT purpose, priority, COUNT(*), SUM(size), MIN(created_at), MIN(expires_at) "
+            "FROM items GROUP BY purpose, priority ORDER BY priority, purpose"
+        ).fetchall()
+        dropped = {str(n): int(v) for n, v in db.execute("SELECT name, value FROM counters")}
+    except sqlite3.Error as err:
+        raise StoreError(f"{path}: not a readable outbox store: {err}") from err
+    finally:
+        db.close()
+    groups = tuple(
+        QueueGroup(
+            str(purpose),
+            Priority(priority).name.lower(),
+            int(count),
+            int(size),
+            datetime.fromisoformat(oldest),
+            _from_ts(expiry),
+        )
+        for purpose, priority, count, size, oldest, expiry in rows
+    )
+    return QueueSummary(path, groups, dropped, _disk_bytes(path))
+
+
+def _disk_bytes(path: Path) -> int:
+    """The database file with its WAL and shared-memory index."""
+    files = (Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm"))
+    return sum(f.stat().st_size for f in files if f.exists())

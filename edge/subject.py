@@ -36,14 +36,14 @@ from edge.errors import ConfigError, EdgeError, StoreError
 from edge.policy.consent import to_json
 from edge.policy.consent_file import load_consent
 from edge.state_file import write_atomically
-from edge.store import SqliteOutboxStore
+from edge.store import OUTBOX_FILE, SqliteOutboxStore
 
 
 def export(config: AgentConfig) -> dict[str, object]:
     state_dir = config.device.state_dir
     consent = load_consent(state_dir / "consent.json")
     items: list[dict[str, object]] = []
-    store_path = state_dir / "outbox.sqlite3"
+    store_path = state_dir / OUTBOX_FILE
     if store_path.exists():
         store = SqliteOutboxStore(store_path, load_or_create_key(config.outbox_key_file))
         try:
@@ -78,7 +78,7 @@ def erase(config: AgentConfig) -> dict[str, int]:
     """Delete local personal data and leave a verifiable ERASED record. Returns counts."""
     state_dir = config.device.state_dir
     counts = {"queued_items": 0, "audit_records": 0, "consent_entries": 0}
-    store_path = state_dir / "outbox.sqlite3"
+    store_path = state_dir / OUTBOX_FILE
     if store_path.exists():
         store = SqliteOutboxStore(store_path, load_or_create_key(config.outbox_key_file))
         counts["queued_items"] = store.count()

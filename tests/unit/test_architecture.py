@@ -27,6 +27,7 @@ SHELL_MODULES = {
     "edge/agent.py",
     "edge/audit_cli.py",
     "edge/audit_log.py",
+    "edge/queue_cli.py",
     "edge/camera_source.py",
     "edge/clock.py",
     "edge/crypto.py",
