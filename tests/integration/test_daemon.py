@@ -18,21 +18,11 @@ import pytest
 from certs.pki import Pki
 from firmware_sim.broker import MosquittoBroker
 from firmware_sim.scene import PlateStyle, render_street
+from tests.cli import run_edge
 from tests.integration.conftest import observer_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
-
-
-def _edge(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _video(path: Path, frames: int = 40) -> Path:
@@ -77,13 +67,13 @@ def test_check_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
     bad.write_text(
         '[device]\nserial = "x y"\n[broker]\nport = "x"\n[policy]\nversion = "de-1999"\n'
     )
-    result = _edge("check-config", str(bad))
+    result = run_edge("check-config", str(bad))
     assert result.returncode == 2
     assert "broker.port: expected an integer 1..65535, got 'x'" in result.stderr
     assert "device.serial: expected" in result.stderr
     assert "tls.ca: required, missing" in result.stderr
     assert "Traceback" not in result.stderr
-    missing = _edge("check-config", str(tmp_path / "nope.toml"))
+    missing = run_edge("check-config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2
     assert "config file not found" in missing.stderr
 
@@ -96,12 +86,12 @@ def test_check_config_refuses_unknown_version_and_readable_key(
     os.chmod(key, 0o644)
     config = _config(tmp_path, pki, shared_broker, "sim", key=str(key))
     config.write_text(config.read_text().replace("en-2020-01-19", "de-1999-01-01"))
-    result = _edge("check-config", str(config))
+    result = run_edge("check-config", str(config))
     assert result.returncode == 2
     assert "policy.version: unknown policy version 'de-1999-01-01'" in result.stderr
     assert "tls.key: key file" in result.stderr
     assert "chmod 600" in result.stderr
-    run = _edge("run", "--config", str(config))
+    run = run_edge("run", "--config", str(config))
     assert run.returncode == 2
 
 
@@ -110,7 +100,7 @@ def test_daemon_reads_a_video_file_sends_blurred_alarms_and_stops_cleanly(
 ) -> None:
     video = _video(tmp_path / "street.avi")
     config = _config(tmp_path, pki, broker, str(video))
-    assert _edge("check-config", str(config)).returncode == 0
+    assert run_edge("check-config", str(config)).returncode == 0
     with observer_for(broker, pki, "devices/SN0001/#") as observer:
         proc = subprocess.Popen(
             [sys.executable, "-m", "edge", "run", "--config", str(config)],
@@ -144,7 +134,7 @@ def test_daemon_reads_a_video_file_sends_blurred_alarms_and_stops_cleanly(
     for line in stderr.splitlines():
         record = json.loads(line)  # structured logs: one JSON object a line
         assert "b64" not in record["msg"]
-    verify = _edge("audit", "verify", str(tmp_path / "state" / "audit.jsonl"))
+    verify = run_edge("audit", "verify", str(tmp_path / "state" / "audit.jsonl"))
     assert verify.returncode == 0, verify.stdout
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from edge.audit import AuditEvent, chain, verify
 from edge.audit_log import AuditLog, read_records, verify_file
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli import run_edge
 
 
 def _trail(path: Path, n: int = 5) -> None:
@@ -114,13 +112,7 @@ def test_audit_cli_verify_and_export(tmp_path: Path) -> None:
     _trail(path, 3)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "edge", "audit", *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=False,
-        )
+        return run_edge("audit", *args)
 
     ok = run("verify", str(path))
     assert ok.returncode == 0

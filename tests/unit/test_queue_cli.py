@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge.model import Priority, Purpose
 from edge.outbox import Outbox, OutboxItem
 from edge.store import OUTBOX_FILE, SqliteOutboxStore
+from tests.cli import run_edge
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SECRET = b"PLATE-WX4821K"
 
@@ -36,13 +35,7 @@ def _item(record_id: str, purpose: Purpose, priority: Priority, age_s: int) -> O
 
 
 def _queue(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge", "queue", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_edge("queue", *argv)
 
 
 def _device(state: Path) -> Path:

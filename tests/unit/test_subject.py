@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from edge.outbox import Outbox, OutboxItem
 from edge.policy.consent import ConsentEntry, ConsentState
 from edge.policy.consent_file import save_consent
 from edge.store import SqliteOutboxStore
+from tests.cli import run_edge
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
@@ -70,13 +69,7 @@ def _device(tmp_path: Path) -> Path:
 
 
 def _subject(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge", "subject", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    return run_edge("subject", *args)
 
 
 def test_subject_export_lists_consent_queue_and_trail_without_payloads(tmp_path: Path) -> None:
