@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge.errors import InputError
+from edge.media import plates
 from edge.media.anonymise import FallbackReason, anonymise
 from edge.media.audio import validate_audio
 from edge.media.blur import blur_everything, blur_regions
@@ -72,6 +73,14 @@ def test_blur_plates_removes_plate_detail_and_keeps_far_pixels(
 
 def test_detect_plates_finds_nothing_in_a_flat_frame() -> None:
     assert detect_plates(np.full((720, 1280, 3), 120, np.uint8)) == []
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 32_401])
+def test_the_partial_sort_percentile_is_numpys(size: int) -> None:
+    rng = np.random.default_rng(size)
+    values = rng.integers(0, 1200, size).astype(np.int16)
+    for q in (0.0, 50.0, 90.0, 100.0):
+        assert plates._percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
 
 
 def test_blur_regions_changes_only_the_boxes() -> None:
