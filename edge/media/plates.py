@@ -19,6 +19,10 @@ detector finds such rows on a grey copy of the frame scaled to ``WORK_WIDTH_PX``
    right above or below a row (``STACK_REACH``) join it: two-line plates.
 4. The plate box is the row grown by ``PAD_X`` and ``PAD_Y`` glyph heights (a plate's
    margins and its state or country name), mapped back to frame pixels.
+5. Plates too small for their glyphs to come apart are found as dense bands of vertical
+   strokes (``STROKE_PASSES``).
+6. A row or band must look printed: two even tones, characters and ground
+   (``TWO_TONE_MAX``). Foliage, gravel and car parts have many tones.
 
 Tuned for recall first: a textured patch blurred for nothing costs picture quality; a
 plate missed is a leak. Measured figures are in docs/benchmarks.md; the tuning used the
@@ -59,6 +63,8 @@ PAD_X = 1.3
 PAD_Y = 0.8
 EDGE_PERCENTILE = 90.0  # stroke-density passes: strokes are the frame's strongest 10 %
 EDGE_MIN = 40.0  # ... and at least this strong (a flat frame has none)
+TWO_TONE_MAX = 0.37  # spread within a candidate's two tones / the distance between them
+TWO_TONE_MIN_PX = 400  # candidates smaller than this (work pixels) are not checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,15 @@ def _linked_groups(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
     return list(groups.values())
 
 
+def _median(values: NDArray[np.float64]) -> float:
+    """``np.median`` of a short array, without its overhead (it was a tenth of the time)."""
+    ordered = np.sort(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[mid])
+    return float((ordered[mid - 1] + ordered[mid]) / 2)
+
+
 def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
     """Rows of glyphs that look like a plate's characters (step 3): (x0, y0, x1, y1, h)."""
     if len(glyphs) < MIN_GLYPHS:
@@ -151,6 +166,7 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
     g = glyphs[np.argsort(glyphs[:, 0], kind="stable")].astype(np.float64)
     x, y, w, h, area = g[:, 0], g[:, 1], g[:, 2], g[:, 3], g[:, 4]
     cy = y + h / 2
+    cx = x + w / 2
     right_limit = x + w + GAP_RATIO * h
     n = len(g)
     # Candidate pairs (i, j): j to the right of i within the gap, found for all glyphs at
@@ -174,15 +190,15 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
             continue
         m = np.asarray(group)
         if len(group) == MIN_GLYPHS:
-            mid_h, mid_cy = float(np.median(h[m])), float(np.median(cy[m]))
+            mid_h, mid_cy = _median(h[m]), _median(cy[m])
             aligned = (np.abs(h[m] - mid_h) <= ALIGN_TOLERANCE * mid_h) & (
                 np.abs(cy[m] - mid_cy) <= ALIGN_TOLERANCE * mid_h
             )
             if not aligned.all():
                 continue
-        if np.median(w[m] / h[m]) < MIN_ASPECT or np.median(area[m] / (w[m] * h[m])) > MAX_FILL:
+        if _median(w[m] / h[m]) < MIN_ASPECT or _median(area[m] / (w[m] * h[m])) > MAX_FILL:
             continue
-        glyph_h = float(np.median(h[m]))
+        glyph_h = _median(h[m])
         x0, x1 = float(x[m].min()), float((x[m] + w[m]).max())
         if x1 - x0 > MAX_ROW_LENGTH * glyph_h:
             continue
@@ -190,7 +206,6 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
         # A second line of a two-line plate (Thai: two or three glyphs and the province)
         # may be too short to be a row by itself: take in glyphs stacked right above or
         # below the row, within its width.
-        cx = x + w / 2
         stacked = (
             (cx >= x0)
             & (cx <= x1)
@@ -217,15 +232,18 @@ def _percentile(values: NDArray[np.int16], q: float) -> float:
     return a + (b - a) * (position - low)
 
 
-def _stroke_bands(gray: NDArray[np.uint8], spec: StrokePass) -> list[tuple[int, int, int, int]]:
-    """Dense bands of vertical strokes at plate size on ``gray`` (at ``spec.work_width_px``);
-    boxes in that image's pixels, padded."""
+Band = tuple[int, int, int, int, tuple[int, int, int, int]]  # padded x, y, w, h; the band
+
+
+def _stroke_bands(gray: NDArray[np.uint8], spec: StrokePass) -> list[Band]:
+    """Dense bands of vertical strokes at plate size on ``gray`` (at ``spec.work_width_px``),
+    in that image's pixels: the padded box, and the band itself (x0, y0, x1, y1)."""
     strokes = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3))
     # The frame's own stroke level, from every 4th pixel both ways (a full sort is slow).
     sample = strokes[::4, ::4]
     level = max(EDGE_MIN, _percentile(sample.ravel(), EDGE_PERCENTILE))
     edges = (strokes > level).view(np.uint8)
-    found = []
+    found: list[Band] = []
     for plate_h in spec.plate_heights_px:
         # Stroke counts per window, in integers (faster than a normalised float filter):
         # a density over ``density_min`` is a count over that share of the window.
@@ -251,33 +269,69 @@ def _stroke_bands(gray: NDArray[np.uint8], spec: StrokePass) -> list[tuple[int, 
         for x, y, w, h, _ in s[keep].tolist():
             pad_x, pad_y = w * spec.pad_x, h * spec.pad_y
             found.append(
-                (int(x - pad_x), int(y - pad_y), int(w + 2 * pad_x) + 1, int(h + 2 * pad_y) + 1)
+                (
+                    int(x - pad_x),
+                    int(y - pad_y),
+                    int(w + 2 * pad_x) + 1,
+                    int(h + 2 * pad_y) + 1,
+                    (x, y, x + w, y + h),
+                )
             )
     return _stack_lines(found) if spec.stack_lines else found
 
 
-def _stack_lines(bands: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+def _stack_lines(bands: list[Band]) -> list[Band]:
     """Two bands one above the other that overlap are the two lines of one plate (Thai):
     one box around both, so the plate is blurred whole, border to border."""
     ordered = sorted(bands, key=lambda b: b[1])
     pairs: list[tuple[int, int]] = []
-    for i, (ax, ay, aw, ah) in enumerate(ordered):
+    for i, (ax, ay, aw, ah, _) in enumerate(ordered):
         for j in range(i + 1, len(ordered)):
-            bx, by, bw, bh = ordered[j]
+            bx, by, bw, bh, _ = ordered[j]
             if by >= ay + ah:
                 break  # sorted by top: no later band overlaps this one vertically
             overlap_x = min(ax + aw, bx + bw) - max(ax, bx)
             stacked = abs((ay + ah / 2) - (by + bh / 2)) >= 0.4 * min(ah, bh)
             if stacked and overlap_x >= 0.6 * min(aw, bw):
                 pairs.append((i, j))
-    out = []
+    out: list[Band] = []
     for indexes in _linked_groups(len(ordered), pairs):
         group = [ordered[i] for i in indexes]
         x0, y0 = min(g[0] for g in group), min(g[1] for g in group)
         x1 = max(g[0] + g[2] for g in group)
         y1 = max(g[1] + g[3] for g in group)
-        out.append((x0, y0, x1 - x0, y1 - y0))
+        core = (
+            min(g[4][0] for g in group),
+            min(g[4][1] for g in group),
+            max(g[4][2] for g in group),
+            max(g[4][3] for g in group),
+        )
+        out.append((x0, y0, x1 - x0, y1 - y0, core))
     return out
+
+
+def _two_tone(gray: NDArray[np.uint8], x0: int, y0: int, x1: int, y1: int) -> bool:
+    """Whether the region looks printed: two tones (characters and ground), each even.
+
+    Split at Otsu's threshold, the spread within each tone must stay under
+    ``TWO_TONE_MAX`` times the distance between them. Foliage, gravel, brick and car
+    parts have many tones and fail; a plate, sharp or soft, dark or light, passes.
+    Regions under ``TWO_TONE_MIN_PX`` pass unchecked: a far plate's few pixels are too
+    blurred to judge, and a small box costs the picture little (the check would cost as
+    much time as for a large one)."""
+    if (x1 - x0 + 1) * (y1 - y0 + 1) < TWO_TONE_MIN_PX:
+        return True
+    crop = gray[y0 : y1 + 1, x0 : x1 + 1]
+    if crop.shape[0] < 3 or crop.shape[1] < 3:
+        return True
+    _, high = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    n_high = cv2.countNonZero(high)
+    if n_high in (0, crop.size):
+        return False
+    high_mean, high_std = cv2.meanStdDev(crop, mask=high)
+    low_mean, low_std = cv2.meanStdDev(crop, mask=cv2.bitwise_not(high))
+    spread = (float(low_std[0, 0]) + float(high_std[0, 0])) / 2
+    return spread <= TWO_TONE_MAX * (float(high_mean[0, 0]) - float(low_mean[0, 0]) + 1e-3)
 
 
 def _drop_contained(boxes: set[Box]) -> list[Box]:
@@ -317,6 +371,8 @@ def detect_plates(frame: Frame) -> list[Box]:
             lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _LINE_KERNEL)
             glyphs = _glyphs(np.asarray(cv2.subtract(binary, lines), dtype=np.uint8))
             for x0, y0, x1, y1, glyph_h in _rows(glyphs):
+                if not _two_tone(gray, int(x0), int(y0), int(x1), int(y1)):
+                    continue
                 pad_x, pad_y = PAD_X * glyph_h, PAD_Y * glyph_h
                 bx0 = max(0, int((x0 - pad_x) / scale))
                 by0 = max(0, int((y0 - pad_y) / scale))
@@ -326,7 +382,16 @@ def detect_plates(frame: Frame) -> list[Box]:
     for spec in STROKE_PASSES:
         pass_scale = min(1.0, spec.work_width_px / width)
         small = gray if pass_scale == scale else _resized(gray, width, height, pass_scale)
-        for x, y, w, h in _stroke_bands(small, spec):
+        to_work = scale / pass_scale
+        for x, y, w, h, (cx0, cy0, cx1, cy1) in _stroke_bands(small, spec):
+            if not _two_tone(
+                gray,
+                int(cx0 * to_work),
+                int(cy0 * to_work),
+                int(cx1 * to_work),
+                int(cy1 * to_work),
+            ):
+                continue
             bx0, by0 = max(0, int(x / pass_scale)), max(0, int(y / pass_scale))
             bx1 = min(width, int((x + w) / pass_scale) + 1)
             by1 = min(height, int((y + h) / pass_scale) + 1)

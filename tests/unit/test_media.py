@@ -83,6 +83,28 @@ def test_the_partial_sort_percentile_is_numpys(size: int) -> None:
         assert plates._percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 8, 31])
+def test_the_short_median_is_numpys(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for _ in range(50):
+        values = rng.integers(0, 90, size) / rng.integers(1, 9)
+        assert plates._median(values) == float(np.median(values))
+
+
+def test_two_tone_passes_print_and_refuses_texture() -> None:
+    printed = np.full((60, 200), 225, np.uint8)
+    cv2.putText(printed, "AB 123", (10, 45), cv2.FONT_HERSHEY_DUPLEX, 1.4, 25, 3)
+    soft = np.asarray(cv2.GaussianBlur(printed, (0, 0), 1.5), np.uint8)  # slightly blurred: passes
+    texture = np.random.default_rng(4).integers(0, 256, (60, 200)).astype(np.uint8)
+    texture = np.asarray(cv2.GaussianBlur(texture, (0, 0), 1.0), np.uint8)  # many tones
+    flat = np.full((60, 200), 90, np.uint8)
+    assert plates._two_tone(printed, 0, 0, 199, 59)
+    assert plates._two_tone(soft, 0, 0, 199, 59)
+    assert not plates._two_tone(texture, 0, 0, 199, 59)
+    assert not plates._two_tone(flat, 0, 0, 199, 59)
+    assert plates._two_tone(texture, 0, 0, 15, 15), "too small to judge: kept"
+
+
 def test_blur_regions_changes_only_the_boxes() -> None:
     frame = np.random.default_rng(2).integers(0, 255, (200, 300, 3), dtype=np.uint8)
     box = Box(50, 40, 60, 30)
