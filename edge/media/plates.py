@@ -64,6 +64,7 @@ PAD_Y = 0.8
 EDGE_PERCENTILE = 90.0  # stroke-density passes: strokes are the frame's strongest 10 %
 EDGE_MIN = 40.0  # ... and at least this strong (a flat frame has none)
 TWO_TONE_MAX = 0.37  # spread within a candidate's two tones / the distance between them
+TWO_TONE_MIN_SHARE = 0.12  # ... and the rarer tone (the characters) covers at least this share
 TWO_TONE_MIN_PX = 400  # candidates smaller than this (work pixels) are not checked
 
 
@@ -314,8 +315,11 @@ def _two_tone(gray: NDArray[np.uint8], x0: int, y0: int, x1: int, y1: int) -> bo
     """Whether the region looks printed: two tones (characters and ground), each even.
 
     Split at Otsu's threshold, the spread within each tone must stay under
-    ``TWO_TONE_MAX`` times the distance between them. Foliage, gravel, brick and car
-    parts have many tones and fail; a plate, sharp or soft, dark or light, passes.
+    ``TWO_TONE_MAX`` times the distance between them, and the rarer tone must cover
+    ``TWO_TONE_MIN_SHARE`` of the region (thin lines on a wall are not characters; 0.12
+    keeps a margin: at 0.18, drawn two-line plates start to be missed). Foliage, gravel,
+    brick and car parts have many tones and fail; a plate, sharp or soft, dark or light,
+    passes.
     Regions under ``TWO_TONE_MIN_PX`` pass unchecked: a far plate's few pixels are too
     blurred to judge, and a small box costs the picture little (the check would cost as
     much time as for a large one)."""
@@ -326,8 +330,8 @@ def _two_tone(gray: NDArray[np.uint8], x0: int, y0: int, x1: int, y1: int) -> bo
         return True
     _, high = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     n_high = cv2.countNonZero(high)
-    if n_high in (0, crop.size):
-        return False
+    if min(n_high, crop.size - n_high) < TWO_TONE_MIN_SHARE * crop.size:
+        return False  # one tone, or specks on a ground: no characters
     high_mean, high_std = cv2.meanStdDev(crop, mask=high)
     low_mean, low_std = cv2.meanStdDev(crop, mask=cv2.bitwise_not(high))
     spread = (float(low_std[0, 0]) + float(high_std[0, 0])) / 2
