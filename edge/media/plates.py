@@ -259,13 +259,14 @@ def _stroke_bands(gray: NDArray[np.uint8], spec: StrokePass) -> list[Band]:
             dense, 8, cv2.CV_32S, cv2.CCL_GRANA
         )
         s = np.asarray(stats[1:], dtype=np.int64)
-        w, h, area = s[:, 2], s[:, 3], s[:, 4]
+        widths, heights, areas = s[:, 2], s[:, 3], s[:, 4]
+        aspects = widths / np.maximum(heights, 1)
         keep = (
-            (h >= plate_h * 0.4)
-            & (h <= plate_h * spec.max_height_ratio)
-            & (w / np.maximum(h, 1) >= spec.min_aspect)
-            & (w / np.maximum(h, 1) <= 8.0)
-            & (area >= 0.4 * w * h)
+            (heights >= plate_h * 0.4)
+            & (heights <= plate_h * spec.max_height_ratio)
+            & (aspects >= spec.min_aspect)
+            & (aspects <= 8.0)
+            & (areas >= 0.4 * widths * heights)
         )
         for x, y, w, h, _ in s[keep].tolist():
             pad_x, pad_y = w * spec.pad_x, h * spec.pad_y
