@@ -63,6 +63,7 @@ PAD_X = 1.3
 PAD_Y = 0.8
 EDGE_PERCENTILE = 90.0  # stroke-density passes: strokes are the frame's strongest 10 %
 EDGE_MIN = 40.0  # ... and at least this strong (a flat frame has none)
+SECOND_LINE_DENSITY = 0.15  # stroke share in a strip above or below a band: a second line
 TWO_TONE_MAX = 0.37  # spread within a candidate's two tones / their distance (see _two_tone)
 TWO_TONE_MIN_SHARE = 0.12  # ... and the rarer tone (the characters) covers at least this share
 TWO_TONE_MIN_PX = 400  # candidates smaller than this (work pixels) are not checked
@@ -281,7 +282,27 @@ def _stroke_bands(gray: NDArray[np.uint8], spec: StrokePass) -> list[Band]:
                     (x, y, x + w, y + h),
                 )
             )
-    return _stack_lines(found) if spec.stack_lines else found
+    if not spec.stack_lines:
+        return found
+    return _stack_lines([_with_second_line(edges, band) for band in found])
+
+
+def _with_second_line(edges: NDArray[np.uint8], band: Band) -> Band:
+    """``band``, its box grown over a second line of strokes right above or below it.
+
+    A two-line plate's shorter line (two characters, on Thai plates) is often too short
+    to be a band of its own, and is then left out of the box: the strips of one line
+    height above and below the band are checked for strokes at ``SECOND_LINE_DENSITY``."""
+    bx, by, bw, bh, (x0, y0, x1, y1) = band
+    h = y1 - y0
+    top, bottom = by, by + bh
+    above = edges[max(0, y0 - int(1.6 * h)) : max(0, y0 - int(0.2 * h)), x0:x1]
+    if above.size and np.count_nonzero(above) >= SECOND_LINE_DENSITY * above.size:
+        top = min(top, y0 - int(1.9 * h))
+    below = edges[y1 + int(0.2 * h) : y1 + int(1.6 * h), x0:x1]
+    if below.size and np.count_nonzero(below) >= SECOND_LINE_DENSITY * below.size:
+        bottom = max(bottom, y1 + int(1.9 * h))
+    return (bx, top, bw, bottom - top, (x0, y0, x1, y1))
 
 
 def _stack_lines(bands: list[Band]) -> list[Band]:

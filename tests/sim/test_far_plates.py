@@ -31,3 +31,18 @@ def test_five_car_streets_leave_no_plate_readable(width: int, height: int) -> No
                 readable.append((seed, style.value, box, round(residual, 2)))
     assert checked == 60
     assert readable == []
+
+
+def test_a_two_line_plate_whose_short_top_line_is_no_band_is_still_covered() -> None:
+    """On a 960x540 street, a Thai plate 20 px high: its two-character top line was too
+    short to be a stroke band, and stayed half readable above the box of the bottom line
+    (found by a sweep of small frames; residual 0.57)."""
+    rng = np.random.default_rng(1)
+    styles = [STYLES[(1 + k) % len(STYLES)] for k in range(5)]
+    render_street(rng, 640, 360, styles)  # the sweep drew this frame first, same generator
+    scene = render_street(rng, 960, 540, styles)
+    out = blur_plates(scene.frame)
+    thai = scene.plate_boxes[styles.index(PlateStyle.THAI)]
+    assert (thai.h, thai.w) == (20, 40), "the scene changed: this test no longer pins the case"
+    residual = plate_residual(scene.frame, out, (thai.x, thai.y, thai.w, thai.h))
+    assert residual <= PLATE_RESIDUAL_MAX
