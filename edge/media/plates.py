@@ -302,7 +302,7 @@ def _with_second_line(edges: NDArray[np.uint8], band: Band) -> Band:
     below = edges[y1 + int(0.2 * h) : y1 + int(1.6 * h), x0:x1]
     if below.size and np.count_nonzero(below) >= SECOND_LINE_DENSITY * below.size:
         bottom = max(bottom, y1 + int(1.9 * h))
-    return (bx, top, bw, bottom - top, (x0, y0, x1, y1))
+    return (bx, top, bw, bottom - top, band[4])
 
 
 def _stack_lines(bands: list[Band]) -> list[Band]:
@@ -383,6 +383,17 @@ def _drop_contained(boxes: set[Box]) -> list[Box]:
     return [box for box, gone in zip(unique, contained, strict=True) if not gone]
 
 
+def _frame_box(
+    x0: float, y0: float, x1: float, y1: float, scale: float, frame: Frame
+) -> Box | None:
+    """A box found at ``scale``, in ``frame``'s pixels and clipped to it (None if empty)."""
+    height, width = frame.shape[:2]
+    bx0, by0 = max(0, int(x0 / scale)), max(0, int(y0 / scale))
+    bx1 = min(width, int(x1 / scale) + 1)
+    by1 = min(height, int(y1 / scale) + 1)
+    return Box(bx0, by0, bx1 - bx0, by1 - by0) if bx1 > bx0 and by1 > by0 else None
+
+
 def detect_plates(frame: Frame) -> list[Box]:
     """Boxes (frame pixels, padded) of everything that looks like a licence plate.
 
@@ -405,11 +416,9 @@ def detect_plates(frame: Frame) -> list[Box]:
                 if not _two_tone(gray, int(x0), int(y0), int(x1), int(y1)):
                     continue
                 pad_x, pad_y = PAD_X * glyph_h, PAD_Y * glyph_h
-                bx0 = max(0, int((x0 - pad_x) / scale))
-                by0 = max(0, int((y0 - pad_y) / scale))
-                bx1 = min(width, int((x1 + pad_x) / scale) + 1)
-                by1 = min(height, int((y1 + pad_y) / scale) + 1)
-                boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
+                row = _frame_box(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y, scale, checked)
+                if row is not None:
+                    boxes.add(row)
     for spec in STROKE_PASSES:
         pass_scale = min(1.0, spec.work_width_px / width)
         small = gray if pass_scale == scale else _resized(gray, width, height, pass_scale)
@@ -423,11 +432,9 @@ def detect_plates(frame: Frame) -> list[Box]:
                 int(cy1 * to_work),
             ):
                 continue
-            bx0, by0 = max(0, int(x / pass_scale)), max(0, int(y / pass_scale))
-            bx1 = min(width, int((x + w) / pass_scale) + 1)
-            by1 = min(height, int((y + h) / pass_scale) + 1)
-            if bx1 > bx0 and by1 > by0:
-                boxes.add(Box(bx0, by0, bx1 - bx0, by1 - by0))
+            band = _frame_box(x, y, x + w, y + h, pass_scale, checked)
+            if band is not None:
+                boxes.add(band)
     return sorted(_drop_contained(boxes), key=lambda b: (b.y, b.x))
 
 
