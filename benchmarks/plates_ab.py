@@ -28,31 +28,29 @@ from edge.media import plates
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "plates-us"
+EVAL = ROOT.parent / "shared" / "tools" / "plate_eval.py"
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("old_plates", path)
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"error: cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["old_plates"] = module  # dataclasses look their module up
+    sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
 
-def _letterboxed(path: Path) -> np.ndarray:
-    """As the evaluator does: scaled to fit 1920x1080, black padding."""
-    img = cv2.imread(str(path))
-    if img is None:
-        raise SystemExit(f"error: cannot read {path}")
-    h, w = img.shape[:2]
-    s = min(1920 / w, 1080 / h)
-    nw, nh = round(w * s), round(h * s)
-    canvas = np.zeros((1080, 1920, 3), np.uint8)
-    ox, oy = (1920 - nw) // 2, (1080 - nh) // 2
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(img, (nw, nh), interpolation=interp)
-    return canvas
+def _letterboxed_dev_frames() -> list[np.ndarray]:
+    """The dev photos letterboxed to 1080p by the evaluator's own code."""
+    evaluator = _load(EVAL, "plate_eval")
+    frames = []
+    for _, path, boxes in evaluator.load_dataset(str(DATA)):
+        img = cv2.imread(path)
+        if img is None:
+            raise SystemExit(f"error: cannot read {path}")
+        frames.append(evaluator.letterbox(img, boxes)[0])
+    return frames
 
 
 def main() -> int:
@@ -63,12 +61,12 @@ def main() -> int:
     if not args.old.is_file():
         print(f"error: no such file: {args.old}", file=sys.stderr)
         return 2
-    if not DATA.is_dir():
-        print(f"error: the dev set is missing ({DATA})", file=sys.stderr)
+    if not DATA.is_dir() or not EVAL.is_file():
+        print(f"error: the dev set or the evaluator is missing ({DATA}, {EVAL})", file=sys.stderr)
         return 2
     cv2.setNumThreads(1)
-    old = _load(args.old)
-    frames = [_letterboxed(p) for p in sorted(DATA.glob("*.jpg"))]
+    old = _load(args.old, "old_plates")
+    frames = _letterboxed_dev_frames()
     same = sum(old.detect_plates(f) == plates.detect_plates(f) for f in frames)
     runs: dict[str, list[float]] = {"old": [], "new": []}
     fns: dict[str, Callable[[np.ndarray], np.ndarray]] = {
