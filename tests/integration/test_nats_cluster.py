@@ -31,6 +31,7 @@ def cluster(nats_binary: str, pki: Pki, tmp_path: Path) -> Iterator[NatsCluster]
         BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key),
         users,
         warm_up=(client_context(pki.ca_cert, ident.cert, ident.key), "warm-up"),
+        binary=nats_binary,
     )
     try:
         yield instance
