@@ -476,6 +476,11 @@ def parser() -> argparse.ArgumentParser:
         help="with --cluster: SIGKILL (a crash) or SIGTERM (a planned, graceful stop)",
     )
     fleet.add_argument("--seed", type=int, help="with --cluster: seed of the random choices")
+    fleet.add_argument(
+        "--js-api-timeout",
+        default="1s",
+        help="with --cluster on nats-server 2.10+: mqtt { js_api_timeout } (default: 1s)",
+    )
     return p
 
 

@@ -40,7 +40,12 @@ from firmware_sim.harness import (
     backend_observer,
     prepare_device,
 )
-from firmware_sim.nats_cluster import NatsCluster, choose_victim, start_nats_cluster
+from firmware_sim.nats_cluster import (
+    JS_API_TIMEOUT,
+    NatsCluster,
+    choose_victim,
+    start_nats_cluster,
+)
 from firmware_sim.observer import Observer, client_context
 
 MAX_DEVICES = 5000
@@ -196,6 +201,7 @@ def fleet_run(
     stop: str = "kill",
     nats_binary: str | None = None,
     seed: int | None = None,
+    js_api_timeout: str = JS_API_TIMEOUT,
 ) -> FleetResult:
     """Run the fleet; with ``cluster``, stop the node chosen by ``kill`` (a role, see
     ``choose_victim``) with SIGKILL (``stop="kill"``) or SIGTERM (``"term"``: NATS hands
@@ -229,6 +235,7 @@ def fleet_run(
             nats_accounts(serials, ["observer"]),
             warm_up=(client_context(pki.ca_cert, ident.cert, ident.key), "warm-up"),
             binary=nats_binary,
+            js_api_timeout=js_api_timeout,
         )
         names = [node.name for node in nats.nodes]
         planned = choose_victim(kill, names, nats.stream_leaders(), rng)  # checked again later
@@ -412,6 +419,7 @@ def run_fleet(args: argparse.Namespace) -> int:
             kill=args.kill,
             stop=args.stop,
             seed=args.seed,
+            js_api_timeout=args.js_api_timeout,
         )
     worst = sorted(result.per_device.items(), key=lambda kv: kv[1][2] - kv[1][1])[:5]
     print(

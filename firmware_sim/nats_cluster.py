@@ -129,6 +129,7 @@ class NatsCluster:
     binary: str
     version: tuple[int, int, int]
     host: str = LOOPBACK
+    js_api_timeout: str = JS_API_TIMEOUT
 
     @property
     def version_text(self) -> str:
@@ -137,7 +138,7 @@ class NatsCluster:
     def _mqtt_options(self) -> str:
         if self.version < JS_API_TIMEOUT_SINCE:
             return ""  # 2.9 refuses the option; its own timeout is a fixed 4 s
-        return f'  js_api_timeout: "{JS_API_TIMEOUT}"\n'
+        return f'  js_api_timeout: "{self.js_api_timeout}"\n'
 
     def _config(self, node: NatsNode) -> str:
         routes = ", ".join(
@@ -331,6 +332,7 @@ def start_nats_cluster(
     size: int = 3,
     warm_up: tuple[ssl.SSLContext, str] | None = None,
     binary: str | None = None,
+    js_api_timeout: str = JS_API_TIMEOUT,
 ) -> NatsCluster:
     """Start ``size`` nodes on free loopback ports and wait until MQTT is served.
 
@@ -354,7 +356,9 @@ def start_nats_cluster(
         NatsNode(f"n{i + 1}", free_port(), free_port(), free_port(), workdir, free_port())
         for i in range(size)
     ]
-    cluster = NatsCluster(workdir, tls, users_conf, nodes, binary, version)
+    cluster = NatsCluster(
+        workdir, tls, users_conf, nodes, binary, version, js_api_timeout=js_api_timeout
+    )
     try:
         cluster.start()
         if warm_up is not None:
