@@ -321,7 +321,7 @@ def fleet_run(
             if stop == "kill":
                 nats.kill_node(victim)
             else:
-                nats.stop_node(victim)  # SIGTERM: NATS shuts down gracefully
+                nats.terminate_node(victim)  # the measurement starts now, not at its exit
             killed_name = victim.name
             killed = (victim.name, on_port[victim.mqtt_port], tuple(led))
             if progress:
@@ -338,6 +338,7 @@ def fleet_run(
                 if isinstance(message, tuple) and message[0] == "failover":
                     for on_victim, seconds in message[1]:
                         (failover if on_victim else stall).append(seconds)
+            nats.stop_node(victim)  # reaps a node stopped by SIGTERM
             nats.start_node(victim)  # the node comes back while the rest is sent
             if progress:
                 print(f"  node {killed_name} restarted", flush=True)

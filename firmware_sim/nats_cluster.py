@@ -252,6 +252,12 @@ mqtt {{
             node.process.wait(5)
         node.process = None
 
+    def terminate_node(self, node: NatsNode) -> None:
+        """SIGTERM one node without waiting: NATS hands its leaderships over and shuts
+        down gracefully while its clients go on (``stop_node`` reaps it later)."""
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGTERM)
+
     def stop_node(self, node: NatsNode) -> None:
         proc, node.process = node.process, None
         if proc is None or proc.poll() is not None:
