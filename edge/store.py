@@ -1,18 +1,24 @@
 """Shell: the outbox's durable store: SQLite in WAL mode, payloads encrypted at rest.
 
-Format (``PRAGMA user_version = 2``; a version 1 file is upgraded in place)::
+Format (``PRAGMA user_version = 3``; version 1 and 2 files are upgraded in place)::
 
     items(seq INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT UNIQUE, purpose TEXT,
           priority INTEGER, created_at TEXT, expires_at REAL NULL (Unix time),
           size INTEGER, inflight INTEGER (always 0 since version 2), qos INTEGER,
-          retain INTEGER, policy_version TEXT, clause TEXT, sealed BLOB)
+          retain INTEGER, policy_version TEXT, clause TEXT, sealed BLOB,
+          sealed_topic BLOB (since version 3))
     counters(name TEXT PRIMARY KEY, value INTEGER)
     totals(id 0, bytes INTEGER, items INTEGER)   kept by triggers on items
 
 ``sealed`` is AES-256-GCM (``cryptography``) of ``len(topic) || topic || payload`` with a
 random 96-bit nonce prepended and the ``record_id`` as associated data, so a row cannot
-be swapped with another or edited without detection. What the rules need for ordering
-(priority, sequence, times, purpose, size) stays in clear. Snapshots sit on an SD card
+be swapped with another or edited without detection. What the rules need for ordering,
+eviction, expiry and purges (priority, sequence, times, purpose, size) stays in clear, and
+the topic, which their audit records name, is sealed a second time on its own
+(``sealed_topic``, associated data ``record_id + "/topic"``), so those rules never read or
+decrypt a payload: with 1,000 queued 64 KiB clips, choosing one victim by decrypting
+every row took 0.18 s per enqueue; from a covering index it takes 4 ms
+(``benchmarks/outbox_full.py``). Snapshots sit on an SD card
 that can be pulled: without the key file (mode 0600, elsewhere in the state folder, or on
 secure storage) the queue is unreadable.
 
@@ -53,7 +59,7 @@ from edge.errors import StoreError, StoreFullError
 from edge.model import Priority, Purpose
 from edge.outbox import Change, ItemMeta, OutboxItem
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 WAL_CHECKPOINT_PAGES = 256
 WAL_SIZE_LIMIT_BYTES = 1024 * 1024
 NONCE_BYTES = 12
@@ -75,11 +81,21 @@ CREATE TABLE IF NOT EXISTS items (
     retain INTEGER NOT NULL,
     policy_version TEXT NOT NULL,
     clause TEXT NOT NULL,
-    sealed BLOB NOT NULL
+    sealed BLOB NOT NULL,
+    sealed_topic BLOB
 );
 DROP INDEX IF EXISTS items_order;
-CREATE INDEX IF NOT EXISTS items_priority ON items(priority, seq);
-CREATE INDEX IF NOT EXISTS items_expiry ON items(expires_at);
+DROP INDEX IF EXISTS items_priority;
+-- Covering: the rules' queries (eviction, expiry, purge, meta) read only this index. A
+-- column stored after a 64 KiB payload is reached through its overflow pages (23 ms per
+-- eviction choice with 1,000 queued clips, against 1 ms from the index).
+CREATE INDEX IF NOT EXISTS items_rules ON items(
+    priority, seq, record_id, purpose, size, expires_at, policy_version, clause, sealed_topic
+);
+DROP INDEX IF EXISTS items_expiry;
+CREATE INDEX IF NOT EXISTS items_expiring ON items(
+    expires_at, priority, seq, record_id, purpose, size, policy_version, clause, sealed_topic
+);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS totals (
     id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL, items INTEGER NOT NULL
@@ -93,7 +109,9 @@ CREATE TRIGGER IF NOT EXISTS items_removed AFTER DELETE ON items BEGIN
 END;
 """
 
-_META_COLUMNS = "record_id, purpose, priority, seq, size, expires_at, policy_version, clause"
+_META_COLUMNS = (
+    "record_id, purpose, priority, seq, size, expires_at, policy_version, clause, sealed_topic"
+)
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -136,16 +154,20 @@ class SqliteOutboxStore:
             self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version not in (0, 1, SCHEMA_VERSION):
+            if version not in (0, 1, 2, SCHEMA_VERSION):
                 raise StoreError(
                     f"{path}: outbox schema version {version}, expected {SCHEMA_VERSION}"
                 )
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+            if columns and "sealed_topic" not in columns:  # a version 1 or 2 file
+                self._db.execute("ALTER TABLE items ADD COLUMN sealed_topic BLOB")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"{path}: integrity check failed: {check}")
             self._verify_key()
+            self._fill_topics()  # rows of a version 1 or 2 file: once, at the upgrade
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path}: not a readable outbox store: {err}") from err
         os.chmod(path, 0o600)
@@ -155,6 +177,19 @@ class SqliteOutboxStore:
         if row is not None:
             self._open(row[0], row[1])
 
+    def _fill_topics(self) -> None:
+        rows = self._db.execute(
+            "SELECT record_id, sealed FROM items WHERE sealed_topic IS NULL"
+        ).fetchall()
+        if rows:
+            self._db.executemany(
+                "UPDATE items SET sealed_topic = ? WHERE record_id = ?",
+                [
+                    (self._seal_topic(record_id, self._open(record_id, sealed)[0]), record_id)
+                    for record_id, sealed in rows
+                ],
+            )
+
     # -- encryption --------------------------------------------------------------
 
     def _seal(self, item: OutboxItem) -> bytes:
@@ -162,6 +197,24 @@ class SqliteOutboxStore:
         nonce = os.urandom(NONCE_BYTES)
         plain = struct.pack(">H", len(topic)) + topic + item.payload
         return nonce + self._aead.encrypt(nonce, plain, item.record_id.encode())
+
+    def _seal_topic(self, record_id: str, topic: str) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, topic.encode(), f"{record_id}/topic".encode())
+
+    def _open_topic(self, record_id: str, sealed_topic: bytes) -> str:
+        try:
+            plain = self._aead.decrypt(
+                sealed_topic[:NONCE_BYTES],
+                sealed_topic[NONCE_BYTES:],
+                f"{record_id}/topic".encode(),
+            )
+        except InvalidTag as err:
+            raise StoreError(
+                f"{self.path}: a queued item's topic does not decrypt (wrong key file, or the "
+                "store was tampered with)"
+            ) from err
+        return plain.decode()
 
     def _open(self, record_id: str, sealed: bytes) -> tuple[str, bytes]:
         try:
@@ -212,8 +265,8 @@ class SqliteOutboxStore:
             if change.insert:
                 db.executemany(
                     "INSERT OR IGNORE INTO items (record_id, purpose, priority, created_at, "
-                    "expires_at, size, qos, retain, policy_version, clause, sealed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "expires_at, size, qos, retain, policy_version, clause, sealed, sealed_topic) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             i.record_id,
@@ -227,6 +280,7 @@ class SqliteOutboxStore:
                             i.policy_version,
                             i.clause,
                             self._seal(i),
+                            self._seal_topic(i.record_id, i.topic),
                         )
                         for i in change.insert
                     ],
@@ -335,7 +389,7 @@ class SqliteOutboxStore:
     def _metas(
         self, where: str, args: tuple[object, ...] = (), pending_only: bool = False
     ) -> list[ItemMeta]:
-        rows = self._query(f"SELECT {_META_COLUMNS}, sealed FROM items {where}", args)  # noqa: S608 - fixed SQL fragments
+        rows = self._query(f"SELECT {_META_COLUMNS} FROM items {where}", args)  # noqa: S608 - fixed SQL fragments
         metas = []
         for (
             record_id,
@@ -346,16 +400,15 @@ class SqliteOutboxStore:
             expires,
             version,
             clause,
-            sealed,
+            sealed_topic,
         ) in rows:
             inflight = record_id in self._inflight
             if pending_only and inflight:
                 continue
-            topic, _ = self._open(record_id, sealed)
             metas.append(
                 ItemMeta(
                     record_id,
-                    topic,
+                    self._open_topic(record_id, sealed_topic),
                     Purpose(purpose),
                     Priority(priority),
                     seq,
@@ -394,7 +447,10 @@ class SqliteOutboxStore:
         )
 
     def of_purpose(self, purpose: Purpose) -> list[ItemMeta]:
-        return self._metas("WHERE purpose = ? ORDER BY seq", (purpose.value,))
+        # The covering index, scanned, not the table: see _SCHEMA.
+        return self._metas(
+            "INDEXED BY items_rules WHERE purpose = ? ORDER BY seq", (purpose.value,)
+        )
 
     def total_bytes(self) -> int:
         return int(self._query("SELECT bytes FROM totals WHERE id = 0")[0][0])

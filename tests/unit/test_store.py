@@ -200,3 +200,63 @@ def test_store_pending_skips_items_marked_in_flight_out_of_order(tmp_path: Path)
     box.requeue_inflight()
     assert [i.record_id for i in store.pending(5)] == ["a", "b", "c"]
     store.close()
+
+
+def _clip(record_id: str, priority: Priority, purpose: Purpose) -> OutboxItem:
+    return OutboxItem(
+        record_id,
+        f"devices/SN0001/{purpose.value}",
+        os.urandom(64 * 1024),
+        1,
+        False,
+        purpose,
+        priority,
+        NOW,
+        None,
+        "en-2023-01-10",
+        "en-2023-01-10#row12",
+    )
+
+
+def test_eviction_and_purge_never_decrypt_a_payload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rules that only need metadata must not read queued payloads back: with 1,000
+    queued clips, decrypting them all to evict one cost 0.2-0.4 s per enqueue."""
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3", os.urandom(32))
+    clips = [_clip(f"c{i}", Priority.CLIP, Purpose.CLOUD_STORAGE) for i in range(20)]
+    box = Outbox(store, sum(c.size for c in clips))
+    box.enqueue_many(clips)
+
+    def no_payloads(record_id: str, sealed: bytes) -> tuple[str, bytes]:
+        raise AssertionError(f"payload of {record_id} decrypted")
+
+    monkeypatch.setattr(store, "_open", no_payloads)
+    drops = box.enqueue(_clip("alarm", Priority.SNAPSHOT, Purpose.NOTIFICATION))
+    assert [(d.record_id, d.topic, d.reason.value) for d in drops] == [
+        ("c0", "devices/SN0001/cloud_storage", "overflow")
+    ]
+    purged = box.purge_purpose(Purpose.CLOUD_STORAGE)
+    assert len(purged) == 19
+    assert {d.topic for d in purged} == {"devices/SN0001/cloud_storage"}
+    assert [m.topic for m in store.meta(["alarm"])] == ["devices/SN0001/notification"]
+    store.close()
+
+
+def test_store_upgrades_a_version_2_file_and_seals_its_topics(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    key = os.urandom(32)
+    store = SqliteOutboxStore(path, key)
+    Outbox(store, 1 << 20).enqueue_many([_item("a"), _item("b")])
+    store.close()
+    db = sqlite3.connect(path)  # make it look like a version 2 file: no sealed topics
+    db.executescript(
+        "DROP INDEX items_rules; DROP INDEX items_expiring;"
+        "ALTER TABLE items DROP COLUMN sealed_topic; PRAGMA user_version = 2;"
+    )
+    db.close()
+    store = SqliteOutboxStore(path, key)
+    assert [m.topic for m in store.meta(["a", "b"])] == ["devices/SN0001/alarm/snapshot"] * 2
+    assert b"alarm/snapshot" not in _all_bytes(path)
+    assert [i.payload for i in store.pending(5)] == [SECRET * 10] * 2
+    store.close()
