@@ -50,6 +50,99 @@ class ManualClock:
         return self.at_s
 
 
+class MemoryDevice:
+    """One real agent on the in-memory link with a manual clock: build it, put inputs on
+    ``agent.events``, send commands as the backend would, ``drain()``, read the broker.
+
+    ``restart()`` builds a new agent on the same state folder (a reboot)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        policy: str,
+        serial: str = "SN0001",
+        audio: bool | None = None,
+        clip_fps: int = 5,
+    ) -> None:
+        self.serial = serial
+        self.clock = ManualClock(START)
+        self.broker = MemoryBroker(time_s=lambda: self.clock.at_s)
+        self.app_key = Ed25519PrivateKey.generate()
+        self.config = AgentConfig(
+            device=DeviceConfig(serial=serial, state_dir=workdir / "state"),
+            policy=PolicyConfig(version=policy),
+            broker=BrokerConfig(endpoints=(Endpoint("memory", 1),)),
+            tls=TlsConfig(ca=Path(), cert=Path(), key=Path()),
+            media=MediaConfig(clip_fps=clip_fps, anonymiser_budget_ms=60_000),
+            audio=AudioConfig(enabled=audio),
+        )
+        self._receipts = 0
+        self.agent = self.new_agent()
+
+    def _factory(self, client_id: str, events: queue.Queue[TransportEvent]) -> MemoryTransport:
+        return MemoryTransport(client_id, events, self.broker)
+
+    def new_agent(self) -> Agent:
+        agent = Agent(
+            self.config,
+            self.clock,
+            self._factory,
+            app_public_key=self.app_key.public_key(),
+            synchronous="NORMAL",
+        )
+        agent.start()
+        return agent
+
+    def restart(self, power_cut: bool = False) -> Agent:
+        self.drain()
+        if power_cut:
+            self.agent.kill()
+        else:
+            self.agent.handle(Stop())
+        self.agent = self.new_agent()
+        return self.agent
+
+    def drain(self) -> None:
+        """Step the agent until nothing is left to handle (simulated time stands still)."""
+        for _ in range(10_000):
+            if self.agent.step(0.0) == 0 and self.agent.events.empty():
+                return
+
+    def command(self, name: str, argument: str | bool | None = None) -> str:
+        """Send a command as the backend would (a grant with a receipt signed by the
+        app key); returns its id."""
+        command_id = f"c-{uuid.uuid4().hex[:6]}"
+        body: dict[str, object] = {"id": command_id, "command": name}
+        if name == "consent.grant":
+            self._receipts += 1
+            receipt = ReceiptBody(
+                self.serial,
+                str(argument),
+                self.agent.manifest.version,
+                self.clock.now(),
+                self._receipts,
+            )
+            body["receipt"] = sign_receipt(self.app_key, receipt).to_json()
+        elif name == "consent.withdraw":
+            body["purpose"] = argument
+        elif name == "audio.set":
+            body["on"] = bool(argument)
+        elif name == "policy.accept":
+            body["version"] = argument
+        self.broker.send_command(self.serial, json.dumps(body).encode())
+        return command_id
+
+    def results(self) -> dict[str, dict[str, object]]:
+        """Command results received by the broker, by command id."""
+        found: dict[str, dict[str, object]] = {}
+        for message in self.broker.messages:
+            if message.topic.endswith("/cmd/result") and message.payload:
+                result = json.loads(message.payload).get("data", {}).get("command_result")
+                if isinstance(result, dict):
+                    found[str(result["id"])] = result
+        return found
+
+
 def run_in_memory(
     scenario: Scenario,
     policy: str,
@@ -58,53 +151,19 @@ def run_in_memory(
     audio: bool | None = None,
     serial: str = "SN0001",
 ) -> tuple[RunRecord, MemoryBroker]:
-    clock = ManualClock(START)
-    broker = MemoryBroker(time_s=lambda: clock.at_s)
-    app_key = Ed25519PrivateKey.generate()
-    config = AgentConfig(
-        device=DeviceConfig(serial=serial, state_dir=workdir / "state"),
-        policy=PolicyConfig(version=policy),
-        broker=BrokerConfig(endpoints=(Endpoint("memory", 1),)),
-        tls=TlsConfig(ca=Path(), cert=Path(), key=Path()),
-        media=MediaConfig(clip_fps=5, anonymiser_budget_ms=60_000),
-        audio=AudioConfig(enabled=audio),
-    )
-    counter = 0
+    device = MemoryDevice(workdir, policy, serial, audio)
+    clock, broker = device.clock, device.broker
+    agent = device.agent
 
-    def factory(client_id: str, events: queue.Queue[TransportEvent]) -> MemoryTransport:
-        return MemoryTransport(client_id, events, broker)
+    def drain(current: Agent) -> None:
+        del current
+        device.drain()
 
-    def new_agent() -> Agent:
-        agent = Agent(
-            config, clock, factory, app_public_key=app_key.public_key(), synchronous="NORMAL"
-        )
-        agent.start()
-        return agent
-
-    def drain(agent: Agent) -> None:
-        for _ in range(10_000):
-            if agent.step(0.0) == 0 and agent.events.empty():
-                return
-
-    def command(agent: Agent, name: str, argument: str | bool) -> None:
-        nonlocal counter
-        body: dict[str, object] = {"id": f"c-{uuid.uuid4().hex[:6]}", "command": name}
-        if name == "consent.grant":
-            counter += 1
-            receipt = ReceiptBody(
-                serial, str(argument), agent.manifest.version, clock.now(), counter
-            )
-            body["receipt"] = sign_receipt(app_key, receipt).to_json()
-        elif name == "consent.withdraw":
-            body["purpose"] = argument
-        elif name == "audio.set":
-            body["on"] = bool(argument)
-        elif name == "policy.accept":
-            body["version"] = argument
-        broker.send_command(serial, json.dumps(body).encode())
+    def command(current: Agent, name: str, argument: str | bool) -> None:
+        del current
+        device.command(name, argument)
 
     record = RunRecord(scenario.name, serial, policy, speed=1.0, mono0=0.0, audio_setting=audio)
-    agent = new_agent()
     drain(agent)
     record.consent_at_start = agent.consent_snapshot()
     record.audio_setting = agent.audio_on
@@ -148,12 +207,7 @@ def run_in_memory(
             if isinstance(transport, MemoryTransport):
                 transport.lose(out.kind)
         elif out.kind in {"reboot", "power_cut"}:
-            drain(agent)
-            if out.kind == "reboot":
-                agent.handle(Stop())
-            else:
-                agent.kill()
-            agent = new_agent()
+            agent = device.restart(power_cut=out.kind == "power_cut")
         elif out.kind == "clock_skew":
             clock.skew += timedelta(seconds=out.seconds)
         drain(agent)
