@@ -51,8 +51,15 @@ from edge.commands import (
 )
 from edge.config import AgentConfig
 from edge.crypto import load_or_create_key
-from edge.errors import EdgeError, InputError, PolicyError, StoreFullError, TransportError
+from edge.errors import (
+    InputError,
+    PolicyError,
+    StoreError,
+    StoreFullError,
+    TransportError,
+)
 from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput
+from edge.media.audio import validate_audio
 from edge.media.clip import check_outgoing_clip, strip_audio
 from edge.model import Priority, Purpose
 from edge.outbox import Dropped, DropReason, Outbox, OutboxItem
@@ -257,8 +264,14 @@ class Agent:
         for event in batch:
             try:
                 self.handle(event)
-            except EdgeError:
-                raise
+            except StoreError:
+                raise  # data could be lost: stop, leave the queue file as it is
+            except (InputError, PolicyError) as err:
+                self._refuse_input(event, err)  # the sender's mistake: this event only
+            except TransportError as err:
+                # The session retries the connection; the items stay queued.
+                self.counters["transport_errors"] += 1
+                logger.warning("%s: transport error, retried: %s", type(event).__name__, err)
             except Exception:
                 self.counters["internal_errors"] += 1
                 logger.exception("event %s failed; counted, continuing", type(event).__name__)
@@ -429,6 +442,15 @@ class Agent:
             self._stop()
         else:
             self._on_device_input(event)
+
+    def _refuse_input(self, event: AgentEvent, err: InputError | PolicyError) -> None:
+        """One bad input (a frame of the wrong shape, a clip whose frames differ in size,
+        a malformed audio buffer) is refused alone: counted, audited, and the loop goes on
+        with the rest of the batch. What it had already produced (an alarm event before
+        its clip failed) stays queued."""
+        self.counters["inputs_refused"] += 1
+        logger.warning("%s refused: %s", type(event).__name__, err)
+        self._audit(AuditEvent.INPUT_REFUSED, detail=f"{type(event).__name__}: {err}")
 
     def _subscribe_commands(self) -> None:
         self._subscribe_attempts += 1
@@ -736,6 +758,7 @@ class Agent:
                     AuditEvent.DENIED, detail="microphone samples while audio is off: discarded"
                 )
                 return
+            validate_audio(event.samples, event.sample_rate_hz)  # refused here, not at the clip
             self._audio = [*self._audio[-15:], event]
             return
         audio, self._audio = (self._audio, []) if self.audio_on else ([], [])
@@ -756,6 +779,7 @@ class Agent:
         command = parse_command(event.payload)
         self._audit(AuditEvent.COMMAND, size=len(event.payload), detail=type(command).__name__)
         if isinstance(command, Refused):
+            self.counters["commands_refused"] += 1  # the sender's mistake: refused, answered
             self._command_result(command.id, False, command.reason)
         elif isinstance(command, GrantConsent):
             self._grant(command)

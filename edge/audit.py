@@ -40,6 +40,7 @@ class AuditEvent(StrEnum):
     POLICY_SWITCHED = "policy_switched"
     AUDIO_TOGGLED = "audio_toggled"
     COMMAND = "command"
+    INPUT_REFUSED = "input_refused"  # a malformed device input, refused alone
     CONNECTED = "connected"
     QUARANTINED = "quarantined"
     ERASED = "erased"

@@ -1,0 +1,75 @@
+"""The agent keeps running and keeps its promises when inputs, commands or its own state go
+wrong: each case here stopped the device or broke a rule on commit 398a35f (issue 16)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.inputs import AudioCaptured, MotionAlarm, StatusDue
+from firmware_sim.in_memory import MemoryDevice
+from firmware_sim.scene import PlateStyle, render_street
+
+
+@pytest.fixture(autouse=True)
+def _quiet_agent(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL)
+
+
+def _frame(width: int = 320, height: int = 180) -> np.ndarray:
+    return np.full((height, width, 3), 90, dtype=np.uint8)
+
+
+def _topics(device: MemoryDevice) -> list[str]:
+    return [m.topic.split("/", 2)[2] for m in device.broker.messages]
+
+
+def test_a_clip_with_frames_of_two_sizes_refuses_the_clip_not_the_device(tmp_path: Path) -> None:
+    device = MemoryDevice(tmp_path, "en-2020-01-19")
+    device.drain()
+    at = device.clock.now()
+    frames = (_frame(), _frame(), _frame(640, 360))  # photos of different sizes
+    device.agent.events.put(MotionAlarm(at, _frame(), clip_frames=frames))
+    device.agent.events.put(StatusDue(at))  # in the same batch: must still leave
+    device.drain()
+    topics = _topics(device)
+    assert "alarm/event" in topics
+    assert "alarm/snapshot" in topics
+    assert "clip" not in topics
+    assert topics.count("telemetry") == 1
+    assert device.agent.counters["inputs_refused"] == 1
+    assert not device.agent.stopped
+    device.clock.at_s += 60
+    device.agent.events.put(MotionAlarm(device.clock.now(), _frame(), clip_frames=(_frame(),) * 3))
+    device.drain()
+    assert _topics(device).count("clip") == 1  # the device goes on working
+
+
+def test_bad_frame_bad_audio_and_malformed_command_in_one_batch_with_an_alarm(
+    tmp_path: Path,
+) -> None:
+    device = MemoryDevice(tmp_path, "en-2023-01-10", audio=True)
+    device.drain()
+    agent = device.agent
+    at = device.clock.now()
+    agent.events.put(MotionAlarm(at, np.zeros((10, 10), dtype=np.float32)))  # not a BGR frame
+    agent.events.put(AudioCaptured(at, np.zeros(1600, dtype=np.float64)))  # not int16
+    device.broker.send_command(device.serial, b"{not json")
+    street = render_street(np.random.default_rng(3), 640, 360, (PlateStyle.EU,)).frame
+    agent.events.put(MotionAlarm(at + timedelta(seconds=1), street, clip_frames=(street,) * 3))
+    device.drain()
+    topics = _topics(device)
+    assert topics.count("alarm/snapshot") == 1
+    assert topics.count("clip") == 1
+    refused = agent.counters["inputs_refused"] + agent.counters["commands_refused"]
+    assert refused == 3
+    results = device.results()
+    assert [r["ok"] for r in results.values()] == [False]
+    trail = (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
+    events = [json.loads(line)["event"] for line in trail]
+    assert events.count("input_refused") == 2
