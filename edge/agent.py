@@ -36,7 +36,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge import __version__, produce
+from edge import __version__, control, produce
 from edge.audit import AuditEvent
 from edge.audit_log import AuditLog
 from edge.clock import Clock
@@ -831,30 +831,20 @@ class Agent:
 
     def _withdraw(self, purpose: Purpose | None, source: str, command_id: str | None) -> None:
         purposes = [purpose] if purpose is not None else list(Purpose)
+        before = control.enabled(self.manifest, self.consent_snapshot())
         changed = False
+        withdrawn: list[Purpose] = []
         for one in purposes:
             entry = self.consent.entries.get(one.value)
             if purpose is None and entry is None:
                 continue
             self.consent, was = withdraw(self.consent, one, self.clock.now(), source)
             changed = changed or was
-            # Rule 4: stop at once: forget in-flight items, purge unsent ones, clear retained.
-            for mid, item in list(self.inflight.items()):
-                if item.purpose is one:
-                    del self.inflight[mid]
-            self._purge_unstored(one, "consent withdrawn")
-            self._record_drops(self.outbox.purge_purpose(one))
-            for channel in RETAINED_BY_PURPOSE.get(one, ()):
-                cleared = clear_retained(
-                    record_id=uuid.uuid4().hex,
-                    topic=self.topics.of(channel),
-                    purpose=Purpose.AGENT,
-                    created_at=self.clock.now(),
-                    reason=f"consent for {one.value} withdrawn",
-                )
-                self._to_queue.append(cleared)
-                self._queued_notes[cleared.record_id] = {"detail": "clear retained topic"}
+            withdrawn.append(one)
             self._audit(AuditEvent.CONSENT_WITHDRAWN, detail=f"{one.value} by {source}")
+        after = control.enabled(self.manifest, self.consent_snapshot())
+        for one in control.purposes_to_stop(before, after, withdrawn):
+            self._stop_purpose(one, f"consent for {one.value} withdrawn")
         save_consent(self._consent_path, self.consent)
         self._publish_birth_if_connected()
         if command_id is not None:
@@ -862,6 +852,25 @@ class Agent:
             self._command_result(
                 command_id, True, f"withdrawn: {label}" if changed else f"{label} was not granted"
             )
+
+    def _stop_purpose(self, purpose: Purpose, why: str) -> None:
+        """Rule 4, the one place it is carried out: forget in-flight items of ``purpose``,
+        purge its unstored and stored items, clear its retained topics; each recorded."""
+        for mid, item in list(self.inflight.items()):
+            if item.purpose is purpose:
+                del self.inflight[mid]
+        self._purge_unstored(purpose, why)
+        self._record_drops(self.outbox.purge_purpose(purpose))
+        for channel in RETAINED_BY_PURPOSE.get(purpose, ()):
+            cleared = clear_retained(
+                record_id=uuid.uuid4().hex,
+                topic=self.topics.of(channel),
+                purpose=Purpose.AGENT,
+                created_at=self.clock.now(),
+                reason=why,
+            )
+            self._to_queue.append(cleared)
+            self._queued_notes[cleared.record_id] = {"detail": "clear retained topic"}
 
     def _set_audio(self, command: SetAudio) -> None:
         if command.on and self.config.audio.enabled is False:
@@ -895,24 +904,19 @@ class Agent:
             self._command_result(command.id, False, str(err))
             return
         old = self.manifest
+        before = control.enabled(old, self.consent_snapshot())
         # Rule 6: the new version takes effect before the next message leaves.
         self.consent = switch_version(self.consent, old, new, self.clock.now())
         self.manifest = new
         self._set_state(AgentState(new.version, self.state.audio_on, self.state.session_counter))
         save_consent(self._consent_path, self.consent)
-        for purpose in Purpose:
-            if purpose is not Purpose.AGENT and (
-                not new.discloses(purpose)
-                or (
-                    new.is_consent_purpose(purpose)
-                    and purpose not in new.enabled_purposes(self.consent_snapshot())
-                )
-            ):
-                self._purge_unstored(purpose, "policy version switched")
-                for mid, item in list(self.inflight.items()):
-                    if item.purpose is purpose:
-                        del self.inflight[mid]
-                self._record_drops(self.outbox.purge_purpose(purpose))
+        after = control.enabled(new, self.consent_snapshot())
+        # Whatever the new version does not let send stops, retained topics included; and
+        # items queued under the old version for a purpose not disclosed now are purged
+        # even if it was never enabled (a queue restored from an older run).
+        never = frozenset(p for p in Purpose if not new.discloses(p))
+        for purpose in control.purposes_to_stop(before, after, never):
+            self._stop_purpose(purpose, f"policy version switched to {new.version}")
         if not self.audio_on:
             self._audio.clear()
         self._audit(AuditEvent.POLICY_SWITCHED, detail=f"{old.version} -> {new.version}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.inputs import AudioCaptured, MotionAlarm, StatusDue
+from edge.inputs import AudioCaptured, DiagnosticsSampled, MotionAlarm, StatusDue
 from firmware_sim.in_memory import MemoryDevice
 from firmware_sim.scene import PlateStyle, render_street
 
@@ -73,3 +73,28 @@ def test_bad_frame_bad_audio_and_malformed_command_in_one_batch_with_an_alarm(
     trail = (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
     events = [json.loads(line)["event"] for line in trail]
     assert events.count("input_refused") == 2
+
+
+def _granted_diagnostics(tmp_path: Path) -> MemoryDevice:
+    device = MemoryDevice(tmp_path, "en-2023-01-10")
+    device.drain()
+    device.command("consent.grant", "diagnostics")
+    device.drain()
+    device.agent.events.put(DiagnosticsSampled(device.clock.now(), {"network_type": "wifi"}))
+    device.drain()
+    assert "devices/SN0001/diagnostics" in device.broker.retained
+    return device
+
+
+def test_a_policy_switch_that_ends_diagnostics_clears_its_retained_topic(tmp_path: Path) -> None:
+    device = _granted_diagnostics(tmp_path)
+    device.command("policy.accept", "en-2020-01-19")
+    device.drain()
+    assert "devices/SN0001/diagnostics" not in device.broker.retained
+
+
+def test_a_withdrawal_clears_the_retained_topic_too(tmp_path: Path) -> None:
+    device = _granted_diagnostics(tmp_path)
+    device.command("consent.withdraw", "diagnostics")
+    device.drain()
+    assert "devices/SN0001/diagnostics" not in device.broker.retained
