@@ -60,7 +60,7 @@ from edge.errors import (
 )
 from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput
 from edge.media.audio import validate_audio
-from edge.media.clip import check_outgoing_clip, strip_audio
+from edge.media.clip import enforce_audio_rule
 from edge.model import Priority, Purpose
 from edge.outbox import Dropped, DropReason, Outbox, OutboxItem
 from edge.policy import audio as audio_policy
@@ -558,33 +558,48 @@ class Agent:
             return
         batch, drops = self.outbox.next_batch(self.clock.now(), room)
         self._record_drops(drops)
-        for position, queued in enumerate(batch):
+        checked: list[OutboxItem] = []
+        refused: list[str] = []
+        for queued in batch:
             item = self._audio_checked(queued)
+            if item is None:
+                refused.append(queued.record_id)
+            else:
+                checked.append(item)
+        if refused:
+            self._record_drops(self.outbox.drop(refused, DropReason.DENIED_AT_SEND))
+        for position, item in enumerate(checked):
             try:
                 mid = self.transport.publish(item.topic, item.payload, item.qos, item.retain)
             except TransportError as err:
                 logger.warning(
-                    "publish failed, %d item(s) stay queued: %s", len(batch) - position, err
+                    "publish failed, %d item(s) stay queued: %s", len(checked) - position, err
                 )
                 self.outbox.requeue_inflight()
                 self.inflight.clear()
                 return
             self.inflight[mid] = item
 
-    def _audio_checked(self, item: OutboxItem) -> OutboxItem:
+    def _audio_checked(self, item: OutboxItem) -> OutboxItem | None:
         """Rule 5 at send time: a clip queued while audio was on leaves without its audio
-        track if audio has been turned off since (the container is stripped and the
-        ``audio_track`` field removed; the message only loses something)."""
+        track if audio has been turned off since (``produce.clip_payload_for_sending``);
+        one that cannot be checked does not leave at all (None: the caller drops it)."""
         if item.topic != self.topics.of(Channel.CLIP) or self.audio_on:
             return item
-        stripped = produce.without_audio(item.payload)
-        if stripped is None:
+        payload, stripped = produce.clip_payload_for_sending(item.payload, audio_allowed=False)
+        if payload is None:
+            self.counters["clips_refused"] += 1
+            self._audit_release(
+                AuditEvent.DENIED, item, detail="audio is off and the clip cannot be checked"
+            )
+            return None
+        if not stripped:
             return item
         self.counters["audio_tracks_stripped"] += 1
         self._audit_release(
             AuditEvent.DENIED, item, detail="audio turned off: audio track stripped before sending"
         )
-        return replace(item, payload=stripped)
+        return replace(item, payload=payload)
 
     def _on_puback(self, event: PublishAcked) -> None:
         item = self.inflight.pop(event.mid, None)
@@ -699,31 +714,20 @@ class Agent:
         return item
 
     def _check_media(self, decision: Decision, counts: dict[str, int]) -> Decision:
-        """Every outgoing clip is inspected; one with audio it may not carry is stripped,
-        and refused if it still does not pass (fail closed)."""
+        """Every outgoing clip is inspected before it is queued (``enforce_audio_rule``,
+        the same rule as at send time): one with audio it may not carry is stripped, and
+        refused if it still does not pass (fail closed)."""
         clip = decision.kept.get(FieldName.EVENT_CLIP)
         if not isinstance(clip, bytes):
             return decision
-        audio_allowed = FieldName.AUDIO_TRACK in decision.kept
-        verdict = check_outgoing_clip(clip, audio_allowed)
-        if (
-            not verdict.ok
-            and verdict.info is not None
-            and verdict.info.audio_streams
-            and not audio_allowed
-        ):
+        outcome = enforce_audio_rule(clip, FieldName.AUDIO_TRACK in decision.kept)
+        if outcome.stripped:
             counts["audio_tracks_stripped"] = 1
             self.counters["audio_tracks_stripped"] += 1
-            try:
-                clip = strip_audio(clip)
-            except InputError as err:
-                verdict = verdict.__class__(False, str(err), None)
-            else:
-                verdict = check_outgoing_clip(clip, audio_allowed)
-        if not verdict.ok:
+        if outcome.clip is None:
             counts["clips_refused"] = 1
             self.counters["clips_refused"] += 1
-            logger.warning("clip refused: %s", verdict.reason)
+            logger.warning("clip refused: %s", outcome.reason)
             return Decision(
                 decision.purpose,
                 {},
@@ -733,7 +737,7 @@ class Agent:
                 decision.manifest_digest,
             )
         kept = dict(decision.kept)
-        kept[FieldName.EVENT_CLIP] = clip
+        kept[FieldName.EVENT_CLIP] = outcome.clip
         return Decision(
             decision.purpose,
             kept,

@@ -41,6 +41,7 @@ class DropReason(StrEnum):
     PURGED = "purged"
     REFUSED = "refused"  # the new item itself did not fit
     REFUSED_BY_BROKER = "refused_by_broker"
+    DENIED_AT_SEND = "denied_at_send"  # failed a send-time check (rule 5): never sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +235,11 @@ class Outbox:
 
     def refused(self, record_ids: Sequence[str]) -> list[Dropped]:
         """The broker refused these (PUBACK reason >= 0x80): drop and count them."""
-        drops = [_dropped(m, DropReason.REFUSED_BY_BROKER) for m in self.store.meta(record_ids)]
+        return self.drop(record_ids, DropReason.REFUSED_BY_BROKER)
+
+    def drop(self, record_ids: Sequence[str], reason: DropReason) -> list[Dropped]:
+        """Delete these items for ``reason``, counted (in flight or not)."""
+        drops = [_dropped(m, reason) for m in self.store.meta(record_ids)]
         self.store.commit(Change(delete=tuple(record_ids), count=_counts(drops)))
         return drops
 

@@ -267,27 +267,26 @@ def outbox_item(item: Release) -> OutboxItem:
     )
 
 
-def without_audio(payload: bytes) -> bytes | None:
-    """The clip envelope without its audio (stream and field), or None if it had none.
-
-    A payload that cannot be parsed is returned without its clip at all: fail closed.
-    """
+def clip_payload_for_sending(payload: bytes, audio_allowed: bool) -> tuple[bytes | None, bool]:
+    """Rule 5 at send time on a queued clip envelope: (the payload to send, whether an audio
+    track was stripped). None: refuse it: the envelope does not parse, or its clip fails
+    ``enforce_audio_rule`` (fail closed: a clip that cannot be checked does not leave)."""
     import base64
 
-    from edge.errors import InputError
-    from edge.media.clip import inspect_clip, strip_audio
+    from edge.media.clip import enforce_audio_rule
 
     try:
         body = json.loads(payload)
         data = body["data"]
-        clip = base64.b64decode(data[FieldName.EVENT_CLIP.value]["b64"])
+        clip = base64.b64decode(data[FieldName.EVENT_CLIP.value]["b64"], validate=True)
     except (ValueError, KeyError, TypeError):
-        return None
-    try:
-        if FieldName.AUDIO_TRACK.value not in data and inspect_clip(clip).audio_streams == 0:
-            return None
-        data[FieldName.EVENT_CLIP.value]["b64"] = base64.b64encode(strip_audio(clip)).decode()
-    except InputError:
-        data.pop(FieldName.EVENT_CLIP.value, None)
-    data.pop(FieldName.AUDIO_TRACK.value, None)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return None, False
+    outcome = enforce_audio_rule(clip, audio_allowed)
+    if outcome.clip is None:
+        return None, outcome.stripped
+    if not audio_allowed and FieldName.AUDIO_TRACK.value in data:
+        del data[FieldName.AUDIO_TRACK.value]
+    elif not outcome.stripped:
+        return payload, False
+    data[FieldName.EVENT_CLIP.value]["b64"] = base64.b64encode(outcome.clip).decode()
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), True

@@ -159,6 +159,35 @@ def check_outgoing_clip(data: bytes, audio_allowed: bool) -> ClipVerdict:
     return ClipVerdict(True, "ok", info)
 
 
+@dataclass(frozen=True, slots=True)
+class AudioRuleOutcome:
+    """What rule 5 makes of one outgoing clip: ``clip`` to send (None: refused)."""
+
+    clip: bytes | None
+    stripped: bool
+    reason: str
+
+
+def enforce_audio_rule(data: bytes, audio_allowed: bool) -> AudioRuleOutcome:
+    """Rule 5, its one home, used when a clip is queued and again when it is sent: keep a
+    clip that passes ``check_outgoing_clip``; strip an audio track it may not carry and
+    check again; refuse anything else. Never raises: whatever cannot be inspected is
+    refused (fail closed)."""
+    verdict = check_outgoing_clip(data, audio_allowed)
+    if verdict.ok:
+        return AudioRuleOutcome(data, False, "ok")
+    if verdict.info is None or not verdict.info.audio_streams or audio_allowed:
+        return AudioRuleOutcome(None, False, verdict.reason)
+    try:
+        stripped = strip_audio(data)
+    except InputError as err:
+        return AudioRuleOutcome(None, True, str(err))
+    again = check_outgoing_clip(stripped, audio_allowed)
+    if not again.ok:
+        return AudioRuleOutcome(None, True, again.reason)
+    return AudioRuleOutcome(stripped, True, "audio track stripped")
+
+
 def strip_audio(data: bytes) -> bytes:
     """The same clip with its video stream only (remuxed, not re-encoded).
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from edge.inputs import AudioCaptured, DiagnosticsSampled, MotionAlarm, StatusDue
+from edge.model import Priority, Purpose
+from edge.outbox import OutboxItem
 from firmware_sim.in_memory import MemoryDevice
 from firmware_sim.scene import PlateStyle, render_street
 
@@ -98,3 +100,40 @@ def test_a_withdrawal_clears_the_retained_topic_too(tmp_path: Path) -> None:
     device.command("consent.withdraw", "diagnostics")
     device.drain()
     assert "devices/SN0001/diagnostics" not in device.broker.retained
+
+
+def _queue_directly(device: MemoryDevice, topic: str, payload: bytes) -> None:
+    """An item as a queue restored from disk may hold it (not made by this agent run)."""
+    now = device.clock.now()
+    device.agent.outbox.enqueue(
+        OutboxItem(
+            "restored-clip",
+            topic,
+            payload,
+            1,
+            False,
+            Purpose.CLOUD_STORAGE,
+            Priority.CLIP,
+            now,
+            None,
+            "en-2023-01-10",
+            "en-2023-01-10#row12",
+        )
+    )
+
+
+def test_send_time_audio_check_fails_closed_on_a_clip_it_cannot_parse(tmp_path: Path) -> None:
+    device = MemoryDevice(tmp_path, "en-2023-01-10", audio=True)
+    device.drain()
+    device.command("audio.set", False)
+    device.drain()
+    assert not device.agent.audio_on
+    device.broker.go_down()
+    device.drain()
+    _queue_directly(device, "devices/SN0001/clip", b'{"v":1,"data":{"event_clip":"???"}}')
+    device.broker.come_up()
+    device.drain()
+    assert "clip" not in _topics(device)
+    assert device.agent.counters["clips_refused"] == 1
+    assert device.agent.outbox.pending_count() == 0
+    assert device.agent.outbox.counters().get("denied_at_send") == 1

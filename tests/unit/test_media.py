@@ -271,11 +271,11 @@ def test_bad_audio_gives_a_clear_input_error(samples: object, rate: int, fragmen
         validate_audio(samples, rate)
 
 
-def test_without_audio_strips_a_queued_clip_envelope() -> None:
+def test_send_time_check_strips_a_queued_clip_envelope_and_refuses_garbage() -> None:
     import base64
     import json
 
-    from edge.produce import without_audio
+    from edge.produce import clip_payload_for_sending
 
     clip = make_clip(_frames(), 5, _audio())
     body = {
@@ -286,8 +286,9 @@ def test_without_audio_strips_a_queued_clip_envelope() -> None:
             "audio_track": {"codec": "aac", "seconds": 1.0},
         },
     }
-    stripped = without_audio(json.dumps(body).encode())
+    stripped, was = clip_payload_for_sending(json.dumps(body).encode(), audio_allowed=False)
     assert stripped is not None
+    assert was
     data = json.loads(stripped)["data"]
     assert "audio_track" not in data
     assert inspect_clip(base64.b64decode(data["event_clip"]["b64"])).audio_streams == 0
@@ -295,4 +296,10 @@ def test_without_audio_strips_a_queued_clip_envelope() -> None:
         "v": 1,
         "data": {"event_clip": {"b64": base64.b64encode(make_clip(_frames(), 5, None)).decode()}},
     }
-    assert without_audio(json.dumps(silent).encode()) is None
+    payload = json.dumps(silent).encode()
+    assert clip_payload_for_sending(payload, audio_allowed=False) == (payload, False)
+    # What cannot be checked does not leave (fail closed), audio on or off.
+    for garbage in (b"not json", b'{"data": {"event_clip": {"b64": "!!"}}}', b'{"data": {}}'):
+        assert clip_payload_for_sending(garbage, audio_allowed=False) == (None, False)
+    not_a_clip = {"data": {"event_clip": {"b64": base64.b64encode(b"junk").decode()}}}
+    assert clip_payload_for_sending(json.dumps(not_a_clip).encode(), False)[0] is None
