@@ -126,7 +126,7 @@ class Transport(Protocol):
     @property
     def protocol(self) -> MqttProtocol: ...
 
-    def connect(self, command: Connect, will: Will) -> None: ...
+    def connect(self, command: Connect, will: Will | None) -> None: ...
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int: ...
 
@@ -485,19 +485,22 @@ class Agent:
     def _connect(self, command: Connect) -> None:
         counter = self.state.session_counter + 1
         self._set_state(AgentState(self.state.policy_version, self.state.audio_on, counter))
-        will = Will(self.topics.of(Channel.AVAILABILITY), self._availability("offline", counter)[0])
+        offline = self._availability("offline", counter)
+        will = None if offline is None else Will(self.topics.of(Channel.AVAILABILITY), offline[0])
         self.transport.connect(command, will)
 
-    def _availability(self, state: str, session: int) -> tuple[bytes, str]:
-        """Availability goes through the gate too (row 6: online/offline status)."""
+    def _availability(self, state: str, session: int) -> tuple[bytes, str] | None:
+        """Availability goes through the gate too (row 6: online/offline status): where the
+        gate removes ``online_status``, no availability leaves at all (no Will either)."""
         decision = self._decide(
             Candidate(Purpose.DEVICE_STATUS, {FieldName.ONLINE_STATUS: state}, self.clock.now())
         )
         kept = decision.kept.get(FieldName.ONLINE_STATUS)
-        clause = decision.clauses.get(FieldName.ONLINE_STATUS, "denied")
-        return produce.availability_payload(
-            kept if isinstance(kept, str) else "unknown", session
-        ), clause
+        if not isinstance(kept, str):
+            self.counters["availability_denied"] += 1
+            return None
+        clause = decision.clauses[FieldName.ONLINE_STATUS]
+        return produce.availability_payload(kept, session), clause
 
     def _on_connected(self, event: ConnectSucceeded) -> None:
         self.session = on_connected(self.session, event)
@@ -506,8 +509,9 @@ class Agent:
         try:
             self._subscribe_attempts = 0
             self._subscribe_commands()
-            payload, clause = self._availability("online", self.state.session_counter)
-            self._publish_direct(self.topics.of(Channel.AVAILABILITY), payload, clause)
+            online = self._availability("online", self.state.session_counter)
+            if online is not None:
+                self._publish_direct(self.topics.of(Channel.AVAILABILITY), *online)
             self._publish_birth()
         except TransportError as err:
             logger.warning("the connection went away during the birth: %s", err)
@@ -942,8 +946,9 @@ class Agent:
         self.stopped = True
         if self.session.connected:
             try:
-                payload, clause = self._availability("stopped", self.state.session_counter)
-                self._publish_direct(self.topics.of(Channel.AVAILABILITY), payload, clause)
+                stopped = self._availability("stopped", self.state.session_counter)
+                if stopped is not None:
+                    self._publish_direct(self.topics.of(Channel.AVAILABILITY), *stopped)
             except TransportError as err:
                 logger.warning("could not publish 'stopped': %s", err)
             self.transport.disconnect()

@@ -116,7 +116,7 @@ class MqttTransport:
         self._keepalive_s = keepalive_s
         self._max_inflight = max_inflight
         self._connect_timeout_s = connect_timeout_s
-        self._requests: queue.Queue[tuple[Connect, Will] | None] = queue.Queue()
+        self._requests: queue.Queue[tuple[Connect, Will | None] | None] = queue.Queue()
         self._stop = threading.Event()
         self._client: mqtt.Client | None = None
         self._client_lock = threading.Lock()
@@ -127,7 +127,7 @@ class MqttTransport:
 
     # -- commands from the main thread -------------------------------------------------
 
-    def connect(self, command: Connect, will: Will) -> None:
+    def connect(self, command: Connect, will: Will | None) -> None:
         """Open a connection after ``command.delay_s``; the outcome arrives as an event."""
         self._requests.put((command, will))
 
@@ -220,7 +220,7 @@ class MqttTransport:
                 with self._client_lock:
                     self._client = None
 
-    def _new_client(self, protocol: Protocol, will: Will) -> mqtt.Client:
+    def _new_client(self, protocol: Protocol, will: Will | None) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -237,7 +237,8 @@ class MqttTransport:
         client.connect_timeout = self._connect_timeout_s
         client.max_inflight_messages_set(self._max_inflight)
         client.max_queued_messages_set(0)
-        client.will_set(will.topic, will.payload, qos=1, retain=True)
+        if will is not None:  # none where the policy does not disclose online status
+            client.will_set(will.topic, will.payload, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -249,7 +250,7 @@ class MqttTransport:
         client.on_socket_unregister_write = _ignore_socket
         return client
 
-    def _serve_one_connection(self, command: Connect, will: Will) -> None:
+    def _serve_one_connection(self, command: Connect, will: Will | None) -> None:
         endpoint, protocol = command.endpoint, command.protocol
         self._protocol = protocol
         self._last_error = ""

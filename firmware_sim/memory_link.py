@@ -72,7 +72,7 @@ class MemoryBroker:
     def come_up(self) -> None:
         self.up = True
         for client in list(self._clients.values()):
-            if client.pending_connect is not None and client._will is not None:
+            if client.pending_connect is not None:
                 client.connect(client.pending_connect, client._will)
 
 
@@ -94,7 +94,7 @@ class MemoryTransport:
     def protocol(self) -> Protocol:
         return Protocol.MQTT5
 
-    def connect(self, command: Connect, will: Will) -> None:
+    def connect(self, command: Connect, will: Will | None) -> None:
         """Connects at once when the broker is up (delays are ignored: time is simulated)."""
         self._will = will
         self.broker._clients[self.client_id] = self

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edge.agent import Stop
 from edge.inputs import AudioCaptured, DiagnosticsSampled, MotionAlarm, StatusDue
 from edge.model import Priority, Purpose
 from edge.outbox import OutboxItem
+from edge.policy.catalogue import FieldName
+from edge.policy.manifest import load_manifest
 from firmware_sim.in_memory import MemoryDevice
 from firmware_sim.scene import PlateStyle, render_street
 
@@ -137,3 +141,23 @@ def test_send_time_audio_check_fails_closed_on_a_clip_it_cannot_parse(tmp_path: 
     assert device.agent.counters["clips_refused"] == 1
     assert device.agent.outbox.pending_count() == 0
     assert device.agent.outbox.counters().get("denied_at_send") == 1
+
+
+def test_no_availability_leaves_where_the_gate_removes_online_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version that does not disclose online status: no Will, no online, no stopped."""
+    manifest = load_manifest("en-2020-01-19")
+    kept = tuple(c for c in manifest.clauses if c.field is not FieldName.ONLINE_STATUS)
+    index = {k: v for k, v in manifest._index.items() if v.field is not FieldName.ONLINE_STATUS}
+    stripped = replace(manifest, clauses=kept, _index=index)
+    monkeypatch.setattr("edge.agent.load_manifest", lambda version: stripped)
+    device = MemoryDevice(tmp_path, "en-2020-01-19")
+    device.drain()
+    device.broker.go_down()  # a lost link: the broker would send the Will now
+    device.broker.come_up()
+    device.drain()
+    device.agent.handle(Stop())
+    assert [m.topic for m in device.broker.messages if m.topic.endswith("availability")] == []
+    assert "devices/SN0001/birth" in device.broker.retained  # the device still works
+    assert device.agent.counters["availability_denied"] >= 3
