@@ -174,7 +174,7 @@ class Agent:
         self._snapshot_cache = (self.consent, self.manifest, snapshot(self.consent, self.manifest))
         self.app_public_key = app_public_key
         self.audit = AuditLog(state_dir / "audit.jsonl", fsync_every=1 << 30)
-        key = load_or_create_key(config.outbox_key_file)
+        key = load_or_create_key(config.outbox_key_file, store=state_dir / OUTBOX_FILE)
         store, quarantined = open_or_quarantine(state_dir / OUTBOX_FILE, key, synchronous)
         self.outbox = Outbox(store, config.outbox.max_queue_bytes)
         if quarantined is not None:

@@ -6,7 +6,9 @@
     ├── InputError       the caller: a malformed frame, record, command or receipt
     ├── TransportError   the environment: broker, TLS or network; retryable
     └── StoreError       the local disk: a corrupt or unwritable store; fatal, stop and alert
-        └── StoreFullError    the disk is full: keep what is in memory, retry, count it
+        ├── StoreFullError    the disk is full: keep what is in memory, retry, count it
+        └── StoreKeyError     the key is missing or does not open the store: stop, and never
+                              quarantine or empty the queue (the data is fine; the key is not)
 
 A *denial* by the policy gate is a value (``Decision``), never an exception.
 """
@@ -57,3 +59,8 @@ class StoreError(EdgeError):
 
 class StoreFullError(StoreError):
     """The disk is full: nothing was written; the caller keeps the data and retries."""
+
+
+class StoreKeyError(StoreError):
+    """The outbox key is missing or wrong for an existing store: the queue is intact and
+    must stay as it is (an unmounted key volume must not cost the queued alarms)."""

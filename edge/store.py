@@ -55,7 +55,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from edge.errors import StoreError, StoreFullError
+from edge.errors import StoreError, StoreFullError, StoreKeyError
 from edge.model import Priority, Purpose
 from edge.outbox import Change, ItemMeta, OutboxItem
 
@@ -210,7 +210,7 @@ class SqliteOutboxStore:
                 f"{record_id}/topic".encode(),
             )
         except InvalidTag as err:
-            raise StoreError(
+            raise StoreKeyError(
                 f"{self.path}: a queued item's topic does not decrypt (wrong key file, or the "
                 "store was tampered with)"
             ) from err
@@ -222,7 +222,7 @@ class SqliteOutboxStore:
                 sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], record_id.encode()
             )
         except InvalidTag as err:
-            raise StoreError(
+            raise StoreKeyError(
                 f"{self.path}: a queued item does not decrypt (wrong key file, or the store was "
                 "tampered with)"
             ) from err
@@ -482,13 +482,19 @@ def quarantine(path: Path, now: datetime) -> Path:
 def open_or_quarantine(
     path: Path, key: bytes, synchronous: str = "FULL"
 ) -> tuple[SqliteOutboxStore, Path | None]:
-    """Open the store; if it is unreadable, quarantine it and open a fresh one.
+    """Open the store; if it is corrupt, quarantine it and open a fresh one.
 
     Returns the store and the quarantined path (None when nothing was wrong), so the
     caller logs, counts and audits the event.
+
+    Raises:
+        StoreKeyError: the key does not open it: the file is fine and stays where it is
+            (a wrong key is not corruption; quarantining would hide every queued alarm).
     """
     try:
         return SqliteOutboxStore(path, key, synchronous), None
+    except StoreKeyError:
+        raise
     except StoreError:
         moved = quarantine(path, datetime.now(UTC))
         return SqliteOutboxStore(path, key, synchronous), moved

@@ -45,7 +45,9 @@ def export(config: AgentConfig) -> dict[str, object]:
     items: list[dict[str, object]] = []
     store_path = state_dir / OUTBOX_FILE
     if store_path.exists():
-        store = SqliteOutboxStore(store_path, load_or_create_key(config.outbox_key_file))
+        store = SqliteOutboxStore(
+            store_path, load_or_create_key(config.outbox_key_file, store=store_path)
+        )
         try:
             items = [
                 {
@@ -80,7 +82,9 @@ def erase(config: AgentConfig) -> dict[str, int]:
     counts = {"queued_items": 0, "audit_records": 0, "consent_entries": 0}
     store_path = state_dir / OUTBOX_FILE
     if store_path.exists():
-        store = SqliteOutboxStore(store_path, load_or_create_key(config.outbox_key_file))
+        store = SqliteOutboxStore(
+            store_path, load_or_create_key(config.outbox_key_file, store=store_path)
+        )
         counts["queued_items"] = store.count()
         store.close()
         for suffix in ("", "-wal", "-shm"):

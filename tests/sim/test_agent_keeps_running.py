@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from edge.agent import Stop
+from edge.errors import StoreKeyError
 from edge.inputs import AudioCaptured, DiagnosticsSampled, MotionAlarm, StatusDue
 from edge.model import Priority, Purpose
 from edge.outbox import OutboxItem
@@ -161,3 +163,32 @@ def test_no_availability_leaves_where_the_gate_removes_online_status(
     assert [m.topic for m in device.broker.messages if m.topic.endswith("availability")] == []
     assert "devices/SN0001/birth" in device.broker.retained  # the device still works
     assert device.agent.counters["availability_denied"] >= 3
+
+
+def _queued_alarm_then_stopped(tmp_path: Path) -> tuple[MemoryDevice, Path, bytes]:
+    device = MemoryDevice(tmp_path, "en-2020-01-19")
+    device.drain()
+    device.broker.go_down()
+    device.agent.events.put(MotionAlarm(device.clock.now(), _frame()))
+    device.drain()
+    assert device.agent.outbox.pending_count() >= 2  # the alarm and its snapshot wait
+    device.agent.handle(Stop())
+    outbox = tmp_path / "state" / "outbox.sqlite3"
+    return device, outbox, outbox.read_bytes()
+
+
+@pytest.mark.parametrize("key_fault", ["wrong", "missing"])
+def test_a_wrong_or_missing_key_stops_the_agent_and_keeps_the_queue(
+    tmp_path: Path, key_fault: str
+) -> None:
+    device, outbox, before = _queued_alarm_then_stopped(tmp_path)
+    key = device.config.outbox_key_file
+    if key_fault == "wrong":
+        key.write_bytes(os.urandom(32))
+    else:
+        key.unlink()  # e.g. its volume is not mounted at boot
+    with pytest.raises(StoreKeyError, match="key"):
+        device.new_agent()
+    assert outbox.read_bytes() == before
+    assert not list(outbox.parent.glob("*.corrupt-*"))  # nothing moved aside
+    assert key.exists() == (key_fault == "wrong")  # a missing key is not recreated
