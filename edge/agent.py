@@ -58,7 +58,7 @@ from edge.errors import (
     StoreFullError,
     TransportError,
 )
-from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput
+from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput, StatusDue
 from edge.media.audio import validate_audio
 from edge.media.clip import enforce_audio_rule
 from edge.model import Priority, Purpose
@@ -157,7 +157,11 @@ class Agent:
         app_public_key: Ed25519PublicKey | None = None,
         rng: random.Random | None = None,
         synchronous: str = "FULL",
+        status_every_s: float | None = None,
     ) -> None:
+        """``status_every_s``: the loop makes the row-6 status report itself, at start and
+        then this often (the daemon, whatever its camera source); None: the caller puts
+        ``StatusDue`` inputs (the simulator, whose scenarios say when)."""
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
@@ -202,6 +206,8 @@ class Agent:
         self._subscribe_attempts = 0
         self._last_expire = clock.monotonic()
         self._last_counters = clock.monotonic()
+        self._status_every_s = status_every_s
+        self._next_status = clock.monotonic()
         self._audit(
             AuditEvent.STARTED, detail=f"agent {__version__}, policy {self.manifest.version}"
         )
@@ -473,6 +479,9 @@ class Agent:
                 self._subscribe_commands()
             except TransportError as err:
                 logger.warning("resubscribe failed: %s", err)
+        if self._status_every_s is not None and mono >= self._next_status:
+            self._next_status = mono + self._status_every_s
+            self._on_device_input(StatusDue(self.clock.now()))
         if mono - self._last_expire >= EXPIRE_EVERY_S:
             self._last_expire = mono
             self._record_drops(self.outbox.expire(self.clock.now()))

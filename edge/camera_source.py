@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from edge.clock import SystemClock
 from edge.config import AgentConfig
 from edge.errors import InputError
-from edge.inputs import MotionAlarm, StatusDue
+from edge.inputs import MotionAlarm
 from edge.media.camera import open_source
 from edge.media.preview import EncodedFrames, encode_preview
 from edge.motion import MotionState, detect_motion
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STATUS_EVERY_S = 60.0
 MAX_PENDING_EVENTS = 2  # backpressure: alarms carry frames; never let them pile up
 
 
@@ -62,7 +61,6 @@ class CameraReader:
         keep_every = max(1, round(source.fps / media.clip_fps))
         recent: deque[bytes] = deque(maxlen=clip_len)  # JPEG previews (edge.media.preview)
         state = MotionState()
-        last_status = 0.0
         period = 1.0 / source.fps
         next_frame = time.monotonic()
         count = 0
@@ -85,9 +83,6 @@ class CameraReader:
                     # A file plays at its own frame rate, as a camera would deliver it.
                     next_frame += period
                     time.sleep(max(0.0, next_frame - time.monotonic()))
-                if time.monotonic() - last_status > STATUS_EVERY_S:
-                    last_status = time.monotonic()
-                    self._agent.events.put(StatusDue(clock.now()))
         finally:
             source.close()
 

@@ -31,6 +31,10 @@ class DeviceConfig:
         default=Path("state"),
         metadata={"doc": "outbox, consent, audit trail, session counter live here (0700)"},
     )
+    status_every_s: float = field(
+        default=60.0,
+        metadata={"doc": "the row-6 status report: at start, then this often (the daemon)"},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +239,7 @@ def parse_config(text: str, base_dir: PurePath = _HERE) -> AgentConfig:
         device_name=dev.string("device_name", "Front door"),
         time_zone=dev.string("time_zone", "UTC"),
         state_dir=dev.path_value("state_dir", base_dir) or Path(base_dir) / "state",
+        status_every_s=dev.number("status_every_s", 60.0, 1.0, 86_400.0),
     )
     dev.check_unknown()
 

@@ -149,7 +149,13 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
             config.broker.max_inflight,
         )
 
-    agent = Agent(config, SystemClock(), transport_factory, app_public_key=app_key)
+    agent = Agent(
+        config,
+        SystemClock(),
+        transport_factory,
+        app_public_key=app_key,
+        status_every_s=config.device.status_every_s,
+    )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         logger.info("signal %d: stopping cleanly", signum)

@@ -44,6 +44,7 @@ def _config(tmp_path: Path, pki: Pki, broker: MosquittoBroker, source: str, **ex
 [device]
 serial = "SN0001"
 state_dir = "{tmp_path / "state"}"
+status_every_s = {extra.get("status_every_s", "60")}
 [policy]
 version = "en-2020-01-19"
 [broker]
@@ -136,6 +137,32 @@ def test_daemon_reads_a_video_file_sends_blurred_alarms_and_stops_cleanly(
         assert "b64" not in record["msg"]
     verify = run_edge("audit", "verify", str(tmp_path / "state" / "audit.jsonl"))
     assert verify.returncode == 0, verify.stdout
+
+
+def test_daemon_with_the_sim_source_sends_its_status_report_at_start_and_after(
+    tmp_path: Path, pki: Pki, broker: MosquittoBroker
+) -> None:
+    """Row 6 telemetry must not depend on the camera: with ``media.source = "sim"`` (the
+    default) the daemon used to send its birth and never a status report."""
+    config = _config(tmp_path, pki, broker, "sim", status_every_s="1.5")
+    with observer_for(broker, pki, "devices/SN0001/telemetry") as observer:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            got = observer.wait_for(lambda ms: len(ms) >= 2, 20)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=20)
+        assert proc.returncode == 0, stderr
+    assert len(got) >= 2
+    fields = json.loads(got[0].payload)["data"]
+    assert fields["serial_number"] == "SN0001"
+    assert fields["online_status"] == "online"
 
 
 def test_daemon_killed_mid_work_restarts_with_nothing_lost(
