@@ -33,7 +33,7 @@ from certs.errors import CertError
 from certs.pki import Identity, Pki, provision
 from edge.errors import EdgeError
 from edge.media.frames import Frame
-from edge.policy.manifest import list_versions
+from edge.policy.manifest import list_versions, load_manifest
 from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from firmware_sim.device import SimDevice
 from firmware_sim.errors import SimError
@@ -323,6 +323,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- audit ------------------------------------------------------------------------------------
 
 
+def consent_states(version: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The consent states to audit under ``version``: none, and every purpose that this
+    version asks consent for (read from its manifest, not from a version name)."""
+    purposes = tuple(p.value for p in load_manifest(version).consent_purposes())
+    return [("none", ())] + ([("all", purposes)] if purposes else [])
+
+
 def audit_matrix(
     scenarios: Sequence[str], versions: Sequence[str], workdir: Path, progress: Status | None = None
 ) -> tuple[AuditSummary, list[tuple[str, str, str, str, int, int]]]:
@@ -336,10 +343,7 @@ def audit_matrix(
         backend = backend_observer(pki, broker.host, broker.port).start()
         try:
             for version in versions:
-                consent_states = [("none", ())] + (
-                    [("all", ALL_CONSENTS)] if version == "en-2023-01-10" else []
-                )
-                for consent_name, consents in consent_states:
+                for consent_name, consents in consent_states(version):
                     for audio in (True, False):
                         for name in scenarios:
                             relay = LinkRelay(broker.host, broker.port)

@@ -210,6 +210,11 @@ def audit_run(record: RunRecord, summary: AuditSummary | None = None) -> AuditSu
     def find(topic: str, problem: str) -> None:
         out.findings.append(Finding(record.scenario, topic, problem))
 
+    if not record.drained:
+        # What never reached the broker cannot be audited: a run that never connected,
+        # or did not drain, must not pass as "0 findings".
+        find(prefix + "#", "the run did not drain: its messages were not all delivered")
+
     def sim_time(at: float) -> datetime | None:
         before = [m for m in record.timeline if m.real_s <= at]
         if not before:

@@ -4,6 +4,7 @@ its frames carry true ground truth."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -129,3 +130,28 @@ def test_microphone_samples_are_int16_mono_and_seeded() -> None:
     assert a.dtype == np.int16
     assert a.shape == (8000,)
     assert np.array_equal(a, b)
+
+
+def test_the_leak_audit_fails_a_run_that_never_drained(tmp_path: Path) -> None:
+    """A run whose messages never reached the broker has nothing to audit: 0 findings
+    there would be a pass for nothing (the audit command exited 0 on such runs)."""
+    from firmware_sim.in_memory import run_in_memory
+    from firmware_sim.leak_audit import audit_run
+    from firmware_sim.scenarios import get_scenario
+
+    record, _ = run_in_memory(get_scenario("normal_day"), "en-2020-01-19", tmp_path)
+    assert audit_run(record).findings == []
+    record.drained = False
+    assert [f.problem for f in audit_run(record).findings] == [
+        "the run did not drain: its messages were not all delivered"
+    ]
+
+
+def test_the_audit_matrix_asks_each_version_for_its_consent_purposes() -> None:
+    from firmware_sim.__main__ import consent_states
+
+    assert consent_states("en-2020-01-19") == [("none", ())]
+    assert consent_states("en-2023-01-10") == [
+        ("none", ()),
+        ("all", ("ai_detection", "device_ai", "diagnostics", "device_log")),
+    ]
