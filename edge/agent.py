@@ -207,6 +207,7 @@ class Agent:
         self._last_expire = clock.monotonic()
         self._last_counters = clock.monotonic()
         self._status_every_s = status_every_s
+        self._consent_unsaved = False
         self._next_status = clock.monotonic()
         self._audit(
             AuditEvent.STARTED, detail=f"agent {__version__}, policy {self.manifest.version}"
@@ -464,6 +465,8 @@ class Agent:
         self.transport.subscribe(self.topics.of(Channel.COMMAND), qos=1)
 
     def _housekeeping(self) -> None:
+        if self._consent_unsaved:
+            self._persist_consent()
         mono = self.clock.monotonic()
         sent = self._subscribe_sent_at
         if (
@@ -838,8 +841,17 @@ class Agent:
             timedelta(seconds=self.config.policy.receipt_max_age_s),
         )
         if result.accepted:
+            try:
+                save_consent(self._consent_path, result.state)
+            except StoreError as err:
+                # A grant that is not on disk must not take effect: after a reboot the
+                # device would not know it, and the app would believe it holds.
+                self.counters["consent_write_failed"] += 1
+                logger.error("consent grant refused: %s", err)
+                self._audit(AuditEvent.CONSENT_REFUSED, detail=f"not persisted: {err}")
+                self._command_result(command.id, False, "the device could not save the grant")
+                return
             self.consent = result.state
-            save_consent(self._consent_path, self.consent)
             self._audit(AuditEvent.CONSENT_GRANTED, detail=result.reason)
             self._publish_birth_if_connected()
         else:
@@ -862,7 +874,7 @@ class Agent:
         after = control.enabled(self.manifest, self.consent_snapshot())
         for one in control.purposes_to_stop(before, after, withdrawn):
             self._stop_purpose(one, f"consent for {one.value} withdrawn")
-        save_consent(self._consent_path, self.consent)
+        self._persist_consent()
         self._publish_birth_if_connected()
         if command_id is not None:
             label = purpose.value if purpose else "all"
@@ -926,7 +938,7 @@ class Agent:
         self.consent = switch_version(self.consent, old, new, self.clock.now())
         self.manifest = new
         self._set_state(AgentState(new.version, self.state.audio_on, self.state.session_counter))
-        save_consent(self._consent_path, self.consent)
+        self._persist_consent()
         after = control.enabled(new, self.consent_snapshot())
         # Whatever the new version does not let send stops, retained topics included; and
         # items queued under the old version for a purpose not disclosed now are purged
@@ -976,6 +988,20 @@ class Agent:
         self.outbox.close()
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _persist_consent(self) -> None:
+        """Save a withdrawal or a lapse. It takes effect in memory at once whatever the
+        disk does (rule 4: stop now); a failed save is counted and retried after every
+        batch until it holds, so a reboot cannot bring the old grant back unnoticed."""
+        try:
+            save_consent(self._consent_path, self.consent)
+        except StoreError as err:
+            self.counters["consent_write_failed"] += 1
+            if not self._consent_unsaved:
+                logger.error("%s; the change holds in memory and is retried", err)
+            self._consent_unsaved = True
+        else:
+            self._consent_unsaved = False
 
     def _set_state(self, state: AgentState) -> None:
         """Keep the new state; persist it, but never let a full disk stop the agent

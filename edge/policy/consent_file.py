@@ -27,4 +27,12 @@ def load_consent(path: Path) -> ConsentState:
 
 
 def save_consent(path: Path, state: ConsentState) -> None:
-    write_atomically(path, to_json(state).encode())
+    """Write atomically.
+
+    Raises:
+        StoreError: the file cannot be written (full disk, read-only volume).
+    """
+    try:
+        write_atomically(path, to_json(state).encode())
+    except OSError as err:
+        raise StoreError(f"{path}: cannot save the consent state: {err.strerror}") from err

@@ -192,3 +192,46 @@ def test_a_wrong_or_missing_key_stops_the_agent_and_keeps_the_queue(
     assert outbox.read_bytes() == before
     assert not list(outbox.parent.glob("*.corrupt-*"))  # nothing moved aside
     assert key.exists() == (key_fault == "wrong")  # a missing key is not recreated
+
+
+def _block_consent_file(tmp_path: Path) -> Path:
+    """A directory where the consent file goes: every save fails with an OSError."""
+    path = tmp_path / "state" / "consent.json"
+    path.unlink(missing_ok=True)
+    path.mkdir()
+    return path
+
+
+def test_a_grant_that_cannot_be_saved_does_not_take_effect(tmp_path: Path) -> None:
+    device = MemoryDevice(tmp_path, "en-2023-01-10")
+    device.drain()
+    blocked = _block_consent_file(tmp_path)
+    first = device.command("consent.grant", "diagnostics")
+    device.drain()
+    assert device.results()[first]["ok"] is False
+    assert device.agent.consent_snapshot().get("diagnostics") != "granted"
+    assert device.agent.counters["consent_write_failed"] == 1
+    blocked.rmdir()
+    second = device.command("consent.grant", "diagnostics")
+    device.drain()
+    assert device.results()[second]["ok"] is True
+    assert device.agent.consent_snapshot()["diagnostics"] == "granted"
+
+
+def test_a_withdrawal_holds_at_once_and_is_saved_when_the_disk_allows(tmp_path: Path) -> None:
+    device = MemoryDevice(tmp_path, "en-2023-01-10")
+    device.drain()
+    device.command("consent.grant", "diagnostics")
+    device.drain()
+    blocked = _block_consent_file(tmp_path)
+    device.command("consent.withdraw", "diagnostics")
+    device.drain()
+    assert device.agent.consent_snapshot()["diagnostics"] != "granted"
+    assert device.agent.counters["consent_write_failed"] >= 1
+    blocked.rmdir()
+    device.agent.events.put(StatusDue(device.clock.now()))  # any batch retries the save
+    device.drain()
+    saved = json.loads(blocked.read_text())
+    assert saved["entries"]["diagnostics"]["status"] == "withdrawn"
+    restarted = device.restart()
+    assert restarted.consent_snapshot()["diagnostics"] != "granted"
