@@ -29,7 +29,7 @@ from edge.outbox import Outbox, OutboxItem
 from edge.policy.catalogue import FieldName
 from edge.policy.consent import ConsentState
 from edge.policy.gate import Candidate, decide
-from edge.policy.manifest import load_manifest
+from edge.policy.shipped import load_manifest
 from edge.release import release
 from edge.store import SqliteOutboxStore
 

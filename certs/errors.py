@@ -1,4 +1,4 @@
-"""Errors of the certificate tooling: one line, for the person at the keyboard."""
+"""Pure: errors of the certificate tooling: one line, for the person at the keyboard."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""On-device privacy agent for IP cameras and video doorbells.
+"""Pure: the on-device privacy agent for IP cameras and video doorbells.
 
 Importing ``edge`` has no side effects; the daemon starts from ``python -m edge``.
 """

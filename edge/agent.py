@@ -68,8 +68,9 @@ from edge.policy.catalogue import FieldName
 from edge.policy.consent import ConsentState, grant, snapshot, switch_version, withdraw
 from edge.policy.consent_file import load_consent, save_consent
 from edge.policy.gate import Candidate, Decision, decide
-from edge.policy.manifest import Manifest, list_versions, load_manifest
+from edge.policy.manifest import Manifest
 from edge.policy.receipts import parse_receipt
+from edge.policy.shipped import list_versions, load_manifest
 from edge.release import Release, clear_retained, release
 from edge.session import (
     Connect,

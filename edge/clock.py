@@ -1,4 +1,5 @@
-"""Clock protocol: the core takes ``now`` as a value; only the shell reads the real clock."""
+"""Shell: the clock protocol; the core takes ``now`` as a value, only the shell reads the
+real clock."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from edge.clock import SystemClock
 from edge.config import AgentConfig, parse_config
 from edge.errors import ConfigError, ConfigIssue, EdgeError
-from edge.policy.manifest import list_versions
+from edge.policy.shipped import list_versions
 from edge.tls import TlsFiles, TlsIdentity, check_key_permissions
 from edge.transport import MqttTransport
 

@@ -1,4 +1,4 @@
-"""Errors of the agent, split by who must act (h11's local/remote split, httpx's tree).
+"""Pure: errors of the agent, split by who must act (h11's local/remote split, httpx's tree).
 
     EdgeError
     ├── ConfigError      the operator: a bad config file; carries every issue with its path

@@ -1,4 +1,4 @@
-"""Errors of the simulator: bad scenarios and unusable local infrastructure."""
+"""Pure: errors of the simulator: bad scenarios and unusable local infrastructure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shell-free stand-in for the network: an in-memory broker and transport, for
+"""Shell (a stand-in for the network): an in-memory broker and transport, for
 deterministic, millisecond runs of the real agent (tests/sim). The same scenarios run
 over real MQTT and TLS in the integration tests and the demo.
 

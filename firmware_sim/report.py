@@ -22,7 +22,7 @@ import numpy as np
 from edge.audit import AuditRecord
 from edge.audit_log import read_records, verify_file
 from edge.policy.cli import show_text
-from edge.policy.manifest import load_manifest
+from edge.policy.shipped import load_manifest
 from firmware_sim.leak_audit import AuditSummary
 from firmware_sim.runner import RunRecord
 

@@ -5,8 +5,7 @@ for which purpose, on which lawful basis, for how long, each with the words of t
 it relies on (``quote``) so that a test can find every citation in ``../shared/seeds/``.
 Readings of ambiguous text are recorded in the file next to what they decide.
 
-Only ``load_manifest``/``list_versions`` touch package data (through importlib.resources);
-parsing is pure.
+Parsing is pure; the shipped manifest files are read by ``edge.policy.shipped``.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from functools import cache
-from importlib import resources
 
 from edge.errors import PolicyError
 from edge.model import Purpose
@@ -242,37 +239,3 @@ def parse_manifest(text: str) -> Manifest:
 
 def manifest_citations(manifest: Manifest) -> Iterable[Citation]:
     return (c.citation for c in manifest.clauses if c.citation is not None)
-
-
-# -- package data (the only I/O here: reading our own files) ------------------------
-
-
-@cache
-def list_versions() -> list[str]:
-    """The policy versions shipped with the agent, sorted."""
-    folder = resources.files("edge").joinpath("manifests")
-    return sorted(
-        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
-    )
-
-
-@cache
-def manifest_text(version: str) -> str:
-    if version not in list_versions():
-        raise PolicyError(
-            f"unknown policy version {version!r} (known: {', '.join(list_versions())})"
-        )
-    return resources.files("edge").joinpath("manifests", f"{version}.toml").read_text("utf-8")
-
-
-@cache
-def load_manifest(version: str) -> Manifest:
-    """The manifest of a shipped version.
-
-    Raises:
-        PolicyError: unknown version or a malformed manifest file.
-    """
-    manifest = parse_manifest(manifest_text(version))
-    if manifest.version != version:
-        raise PolicyError(f"manifest file {version}.toml declares version {manifest.version!r}")
-    return manifest

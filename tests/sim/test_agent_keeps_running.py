@@ -19,7 +19,7 @@ from edge.inputs import AudioCaptured, DiagnosticsSampled, MotionAlarm, StatusDu
 from edge.model import Priority, Purpose
 from edge.outbox import OutboxItem
 from edge.policy.catalogue import FieldName
-from edge.policy.manifest import load_manifest
+from edge.policy.shipped import load_manifest
 from firmware_sim.in_memory import MemoryDevice
 from firmware_sim.scene import PlateStyle, render_street
 

@@ -1,4 +1,8 @@
-"""The architecture, checked: pure modules do no I/O, and only the transport imports paho."""
+"""The architecture, checked by a rule that cannot go stale: every module of ``edge``,
+``certs`` and ``firmware_sim`` says in the first word of its docstring whether it is
+``Shell`` (it may do I/O) or ``Pure``; a pure module imports nothing that does I/O or
+reads the clock or randomness, and calls neither ``open`` nor ``now``. Only the transport
+imports paho. A new module that says neither is a failure, not a silent pass."""
 
 from __future__ import annotations
 
@@ -8,48 +12,37 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("edge", "certs", "firmware_sim")
 
 FORBIDDEN_IN_PURE = {
     "paho",
+    "os",
     "socket",
     "ssl",
     "threading",
     "sqlite3",
     "subprocess",
     "time",
+    "uuid",
+    "random",
+    "importlib.resources",
     "edge.transport",
     "edge.store",
 }
+FORBIDDEN_CALLS = {"open", "now", "utcnow", "today"}
 
-# Shell modules: allowed to perform I/O. Every other module of these packages is pure.
-SHELL_MODULES = {
-    "edge/__main__.py",
-    "edge/agent.py",
-    "edge/audit_cli.py",
-    "edge/audit_log.py",
-    "edge/queue_cli.py",
-    "edge/camera_source.py",
-    "edge/clock.py",
-    "edge/crypto.py",
-    "edge/daemon.py",
-    "edge/memory.py",
-    "edge/runtime.py",
-    "edge/store.py",
-    "edge/subject.py",
-    "edge/tls.py",
-    "edge/transport.py",
-    "edge/media/camera.py",
-    "edge/media/clip.py",
-    "edge/policy/cli.py",
-    "edge/policy/consent_file.py",
-}
-PURE_PACKAGES = ("edge",)
-PURE_SIM_MODULES = (
-    "firmware_sim/scene.py",
-    "firmware_sim/scenarios.py",
-    "firmware_sim/device.py",
-    "firmware_sim/sensors.py",
-)
+
+def _modules() -> list[Path]:
+    return [path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))]
+
+
+def _kind(path: Path) -> str:
+    """``shell`` or ``pure`` from the docstring's first word; ``""`` if it says neither."""
+    doc = ast.get_docstring(ast.parse(path.read_text(), filename=str(path))) or ""
+    first = doc.split(":", 1)[0].strip().lower() if ":" in doc.split("\n", 1)[0] else ""
+    if first.startswith("shell"):
+        return "shell"
+    return "pure" if first == "pure" else ""
 
 
 def _imports(path: Path) -> set[str]:
@@ -60,33 +53,61 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def _calls(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                found.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                found.add(func.attr)
+    return found
 
 
 def _is_forbidden(module: str) -> bool:
     return any(module == bad or module.startswith(bad + ".") for bad in FORBIDDEN_IN_PURE)
 
 
-def _pure_modules() -> list[Path]:
-    found = [
-        path
-        for package in PURE_PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
-        if path.relative_to(ROOT).as_posix() not in SHELL_MODULES
-    ]
-    found += [ROOT / name for name in PURE_SIM_MODULES if (ROOT / name).exists()]
-    return found
+def _declared(path: Path) -> bool:
+    return path.name == "__init__.py" and not path.read_text().strip()
 
 
-def test_architecture_finds_pure_modules() -> None:
-    names = {p.relative_to(ROOT).as_posix() for p in _pure_modules()}
-    assert {"edge/model.py", "edge/session.py", "edge/topics.py"} <= names
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_module_says_whether_it_is_pure_or_shell(path: Path) -> None:
+    if _declared(path):
+        return  # an empty package marker
+    assert _kind(path), f"{path.relative_to(ROOT)}: start its docstring with 'Pure:' or 'Shell:'"
 
 
-@pytest.mark.parametrize("path", _pure_modules(), ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_pure_module_imports_no_io(path: Path) -> None:
+PURE = [path for path in _modules() if not _declared(path) and _kind(path) == "pure"]
+
+
+@pytest.mark.parametrize("path", PURE, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_pure_module_does_no_io(path: Path) -> None:
     bad = sorted(m for m in _imports(path) if _is_forbidden(m))
+    calls = sorted(_calls(path) & FORBIDDEN_CALLS)
     assert not bad, f"{path.relative_to(ROOT)} is pure but imports {bad}"
+    assert not calls, f"{path.relative_to(ROOT)} is pure but calls {calls}"
+
+
+def test_the_core_is_pure() -> None:
+    names = {p.relative_to(ROOT).as_posix() for p in PURE}
+    assert {
+        "edge/model.py",
+        "edge/session.py",
+        "edge/topics.py",
+        "edge/control.py",
+        "edge/outbox.py",
+        "edge/policy/gate.py",
+        "edge/media/plates.py",
+        "firmware_sim/scene.py",
+    } <= names
 
 
 def test_only_transport_imports_paho() -> None:
@@ -98,7 +119,21 @@ def test_only_transport_imports_paho() -> None:
     assert offenders == ["edge/transport.py"]
 
 
-def test_architecture_check_catches_an_impure_import(tmp_path: Path) -> None:
+def test_architecture_check_catches_an_impure_module(tmp_path: Path) -> None:
     sneaky = tmp_path / "sneaky.py"
-    sneaky.write_text("import socket\nfrom paho.mqtt import client\n")
-    assert sorted(m for m in _imports(sneaky) if _is_forbidden(m)) == ["paho.mqtt", "socket"]
+    sneaky.write_text(
+        '"""Pure: says so."""\nimport socket\nfrom os import path\n'
+        "from paho.mqtt import client\nopen('x')\n"
+    )
+    assert _kind(sneaky) == "pure"
+    assert sorted(m for m in _imports(sneaky) if _is_forbidden(m)) == [
+        "os",
+        "os.path",
+        "paho.mqtt",
+        "paho.mqtt.client",
+        "socket",
+    ]
+    assert _calls(sneaky) & FORBIDDEN_CALLS == {"open"}
+    silent = tmp_path / "silent.py"
+    silent.write_text('"""A module that does not say what it is."""\n')
+    assert _kind(silent) == ""
