@@ -52,15 +52,27 @@ class Contract:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ContractError(f"{topic}: payload is not JSON: {err}") from err
         errors: list[str] = []
-        for schema in self.schemas[suffix]:
-            validator = jsonschema.Draft202012Validator(
-                schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-            )
+        for validator in _validators(self, suffix):
             found = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
             if not found:
                 return
             errors.extend(f"{list(e.absolute_path)}: {e.message}" for e in found[:3])
         raise ContractError(f"{topic}: payload does not match its schema: {errors}")
+
+
+_VALIDATORS: dict[tuple[int, str], tuple[jsonschema.Draft202012Validator, ...]] = {}
+
+
+def _validators(contract: Contract, suffix: str) -> tuple[jsonschema.Draft202012Validator, ...]:
+    """Built once per channel: the observer validates in paho's network thread."""
+    key = (id(contract), suffix)
+    if key not in _VALIDATORS:
+        checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+        _VALIDATORS[key] = tuple(
+            jsonschema.Draft202012Validator(s, format_checker=checker)
+            for s in contract.schemas[suffix]
+        )
+    return _VALIDATORS[key]
 
 
 def _resolve(node: Any, root: dict[str, Any]) -> Any:
