@@ -21,11 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_scenario_s_live_traffic_matches_the_contract(
     shared_broker: MosquittoBroker, pki: Pki
 ) -> None:
-    ident = pki.devices["SN0002"]
-    with observer_for(shared_broker, pki, "devices/SN0002/#") as observer:
+    # SN0003: on the shared broker only real agents publish for it (SN0002 carries a
+    # transport test's hand-made retained availability).
+    ident = pki.devices["SN0003"]
+    with observer_for(shared_broker, pki, "devices/SN0003/#") as observer:
         result = subprocess.run(
             [sys.executable, "-m", "firmware_sim", "run", "--scenario", "normal_day",
-             "--policy", "en-2023-01-10", "--serial", "SN0002",
+             "--policy", "en-2023-01-10", "--serial", "SN0003",
              "--broker", f"{shared_broker.host}:{shared_broker.port}",
              "--ca", str(pki.ca_cert), "--cert", str(ident.cert), "--key", str(ident.key),
              "--speed", "60"],
