@@ -3,6 +3,12 @@
 It shares no code with the agent's transport or policy gate on purpose: the leak audit
 and the tests must see what really arrived at the broker, not what the agent believes it
 sent. It connects with an observer identity (mutual TLS) and records every message.
+
+Every message is also checked against the published contract (docs/asyncapi.yaml, see
+``firmware_sim.contract``): an unknown topic or a payload its channel's schema refuses is
+recorded in ``violations`` and makes ``stop()`` raise, so each test, demo run and leak audit
+that observes the broker also tests the contract. Inbound commands (``cmd``) are exempt:
+tests send malformed ones on purpose.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from firmware_sim.contract import ContractError, default_contract
 from firmware_sim.errors import SimError
 
 
@@ -54,11 +61,15 @@ class Observer:
         topic_filter: str = "#",
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
         persistent: bool = False,
+        check_contract: bool = True,
     ) -> None:
         """``persistent`` (MQTT 3.1.1): a session the broker keeps across reconnects, as a
         real backend has, so QoS 1 messages published while the observer reconnects (a
         cluster node failing over) still reach it."""
         self.messages: list[Observed] = []
+        self.violations: list[str] = []
+        self.checked: dict[str, int] = {}  # channel suffix -> messages validated
+        self._check_contract = check_contract
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._filter = topic_filter
@@ -88,8 +99,14 @@ class Observer:
         return self
 
     def stop(self) -> None:
+        """Disconnect; raise ContractError if any observed message broke the contract."""
         self._client.disconnect()
         self._client.loop_stop()
+        with self._lock:
+            violations = list(self.violations)
+        if violations:
+            shown = "; ".join(violations[:5])
+            raise ContractError(f"{len(violations)} message(s) broke docs/asyncapi.yaml: {shown}")
 
     def __enter__(self) -> Observer:
         return self.start()
@@ -146,5 +163,22 @@ class Observer:
             message.qos,
             time.monotonic(),
         )
+        violation = self._violation(item) if self._check_contract else None
         with self._lock:
             self.messages.append(item)
+            if violation is not None:
+                self.violations.append(violation)
+
+    def _violation(self, item: Observed) -> str | None:
+        contract = default_contract()
+        channel = contract.channel_of(item.topic)
+        if channel == "cmd":
+            return None
+        try:
+            contract.check(item.topic, item.payload)
+        except ContractError as err:
+            return str(err)
+        key = channel or item.topic  # check() refused unknown topics above
+        with self._lock:
+            self.checked[key] = self.checked.get(key, 0) + 1
+        return None

@@ -47,3 +47,19 @@ if [ ! -f "$stamp" ]; then
 else
   say "Python packages up to date"
 fi
+
+# The AsyncAPI validator for docs/asyncapi.yaml (issue 18): the official parser, pinned by
+# tools/asyncapi/package-lock.json, installed only when the lock file changed.
+if ! command -v npm >/dev/null 2>&1; then
+  say "installing nodejs and npm (the AsyncAPI validator needs them)"
+  sudo apt-get install -y -q nodejs npm >/dev/null || say "could not install npm; the AsyncAPI test will skip outside CI"
+fi
+if command -v npm >/dev/null 2>&1; then
+  lockstamp=tools/asyncapi/node_modules/.installed-$(sha256sum tools/asyncapi/package-lock.json | cut -c1-16)
+  if [ ! -f "$lockstamp" ]; then
+    say "installing the AsyncAPI parser into tools/asyncapi/node_modules"
+    (cd tools/asyncapi && npm ci --no-audit --no-fund --silent)
+    rm -f tools/asyncapi/node_modules/.installed-*
+    touch "$lockstamp"
+  fi
+fi

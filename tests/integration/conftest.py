@@ -62,10 +62,15 @@ def shared_broker(
         instance.stop()
 
 
-def observer_for(broker: MosquittoBroker, pki: Pki, topic_filter: str = "#") -> Observer:
+def observer_for(
+    broker: MosquittoBroker, pki: Pki, topic_filter: str = "#", check_contract: bool = True
+) -> Observer:
+    """``check_contract=False`` only for tests that publish hand-made, non-agent payloads."""
     ident = pki.observers["observer"]
     context = client_context(pki.ca_cert, ident.cert, ident.key)
-    return Observer(broker.host, broker.port, context, "observer", topic_filter)
+    return Observer(
+        broker.host, broker.port, context, "observer", topic_filter, check_contract=check_contract
+    )
 
 
 NATS_SERVERS = {
