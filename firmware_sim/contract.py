@@ -1,4 +1,4 @@
-"""Pure-ish: the MQTT contract (docs/asyncapi.yaml) as a validator of observed traffic.
+"""Shell: the MQTT contract (docs/asyncapi.yaml, read from disk) as a validator of traffic.
 
 The observer checks every message it receives against the schema of its channel, so the
 published contract is tested against what really reaches the broker, not against prose.
