@@ -1,6 +1,7 @@
 """Shell: ``python -m edge provision DIR``: everything one device and a local broker need.
 
     python -m edge provision DIR [--serial SN] [--broker HOST:PORT] [--ca-dir DIR]
+                                 [--source sim|FILE|rtsp://...]
 
 Writes into DIR (idempotent: an existing file is kept, never overwritten, and reported
 as "kept"): ``pki/`` (CA, broker server certificate, device certificate, through the
@@ -60,9 +61,10 @@ def _write_text(path: Path, text: str, private: bool, report: list[str]) -> None
 def _mosquitto_conf(pki: Pki, acl: Path, host: str, port: int) -> str:
     return (
         "# Written by python -m edge provision. Run: mosquitto -c THIS_FILE\n"
-        "# (as root, mosquitto drops to user 'mosquitto', which must read these files;\n"
-        "#  add 'user root' here for a throwaway local test only)\n"
-        "per_listener_settings false\n"
+        "# A local test broker: as root, mosquitto would drop to user 'mosquitto', which\n"
+        "# cannot read these 0700 folders, so provision run as root keeps it root.\n"
+        + ("user root\n" if os.geteuid() == 0 else "")
+        + "per_listener_settings false\n"
         "allow_anonymous false\n"
         "set_tcp_nodelay true\n"
         f"listener {port} {host}\n"
@@ -75,7 +77,7 @@ def _mosquitto_conf(pki: Pki, acl: Path, host: str, port: int) -> str:
     )
 
 
-def _agent_toml(serial: str, host: str, port: int, pki_dir: Path, out: Path) -> str:
+def _agent_toml(serial: str, host: str, port: int, pki_dir: Path, out: Path, source: str) -> str:
     def rel(path: Path) -> str:
         try:
             return str(path.resolve().relative_to(out.resolve()))
@@ -105,12 +107,12 @@ cert = "{rel(pki_dir / "devices" / f"{serial}.pem")}"
 key = "{rel(pki_dir / "devices" / f"{serial}.key")}"
 
 [media]
-source = "sim"   # or a video file path, or rtsp://...
+source = "{source}"   # "sim", a video file path, or rtsp://...
 """
 
 
 def provision_device(
-    out: Path, serial: str, host: str, port: int, ca_dir: Path | None
+    out: Path, serial: str, host: str, port: int, ca_dir: Path | None, source: str = "sim"
 ) -> list[str]:
     """Create (or keep) every file; returns one line per file for the user.
 
@@ -153,7 +155,9 @@ def provision_device(
     acl = out / "mosquitto.acl"
     _write_text(acl, mosquitto_acl(["observer"]), False, report)
     _write_text(out / "mosquitto.conf", _mosquitto_conf(pki, acl, host, port), False, report)
-    _write_text(out / "agent.toml", _agent_toml(serial, host, port, pki_dir, out), False, report)
+    _write_text(
+        out / "agent.toml", _agent_toml(serial, host, port, pki_dir, out, source), False, report
+    )
     return report
 
 
@@ -164,10 +168,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--serial", default="SN0001")
     parser.add_argument("--broker", default="127.0.0.1:8883")
     parser.add_argument("--ca-dir", type=Path, default=None)
+    parser.add_argument("--source", default="sim", help="sim, a video file or an RTSP URL")
     args = parser.parse_args(argv)
     try:
         host, port = _endpoint(args.broker)
-        lines = provision_device(args.dir, args.serial, host, port, args.ca_dir)
+        if '"' in args.source or "\n" in args.source:
+            raise CertError("--source: no quotes or new lines")
+        lines = provision_device(args.dir, args.serial, host, port, args.ca_dir, args.source)
     except CertError as err:
         sys.stderr.write(f"error: {err}\n")
         return EXIT_BAD_INPUT
