@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from edge.clock import SystemClock
 from edge.config import AgentConfig, parse_config
 from edge.errors import ConfigError, ConfigIssue, EdgeError
+from edge.notify import Notifier
 from edge.policy.manifest import list_versions
 from edge.tls import TlsFiles, TlsIdentity, check_key_permissions
 from edge.transport import MqttTransport
@@ -173,9 +174,14 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
         agent.manifest.version,
         ", ".join(str(e) for e in config.broker.endpoints),
     )
+    notifier = Notifier()
     try:
-        agent.run()
+        agent.start()  # agent.run(), with a systemd notify turn after each step
+        while not agent.stopped:
+            agent.step(1.0)
+            notifier.tick(ready=agent.session.connected)
     finally:
+        notifier.stopping()
         if camera is not None:
             camera.stop()
     logger.info("agent %s stopped", config.device.serial)
