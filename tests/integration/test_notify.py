@@ -1,4 +1,5 @@
-"""The daemon under ``Type=notify``: this test plays systemd with a real datagram socket."""
+"""The daemon under ``Type=notify``: this test plays systemd with a real datagram socket,
+including ``systemctl reload`` (SIGHUP re-reads the config and names the changed keys)."""
 
 from __future__ import annotations
 
@@ -50,16 +51,26 @@ def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool) -> None:
     notify.bind("\0" + name[1:] if abstract else name)
     env = {**os.environ, "NOTIFY_SOCKET": name}
     env["WATCHDOG_USEC"] = "1000000"
+    log_path = tmp_path / "agent.log"
+    log = log_path.open("w")
     agent = subprocess.Popen(
         [sys.executable, "-m", "edge", "run", "--config", str(out / "agent.toml")],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
     )
     seen: list[str] = []
     try:
         _receive_until(notify, "READY=1", seen, 30)
         _receive_until(notify, "WATCHDOG=1", seen, 10)
+        toml = out / "agent.toml"
+        toml.write_text(toml.read_text().replace("Front door", "Back door"))
+        agent.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "SIGHUP: changed device.device_name" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert agent.poll() is None  # a reload never stops the agent
         agent.send_signal(signal.SIGTERM)
         _receive_until(notify, "STOPPING=1", seen, 20)
         assert agent.wait(timeout=20) == 0
@@ -69,3 +80,4 @@ def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool) -> None:
         broker.kill()
         broker.wait(timeout=10)
         notify.close()
+        log.close()
