@@ -33,6 +33,8 @@ SHELL_MODULES = {
     "edge/crypto.py",
     "edge/daemon.py",
     "edge/memory.py",
+    "edge/notify.py",
+    "edge/provision.py",
     "edge/runtime.py",
     "edge/store.py",
     "edge/subject.py",
