@@ -139,6 +139,10 @@ def provision_device(
     public = out / "app.pub"
     if private.exists():
         report.append(f"kept  {private}")
+        loaded = serialization.load_pem_private_key(private.read_bytes(), password=None)
+        if not isinstance(loaded, ed25519.Ed25519PrivateKey):
+            raise CertError(f"{private} is not an Ed25519 private key")
+        key = loaded
     else:
         key = ed25519.Ed25519PrivateKey.generate()
         pem = key.private_bytes(
@@ -148,10 +152,10 @@ def provision_device(
         )
         write_pem(private, pem, private=True)
         report.append(f"wrote {private} (the APP's key: copy it to the app, not the device)")
-        pub = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        write_pem(public, pub, private=False, force=True)
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _write_text(public, pub.decode(), False, report)  # from the app's key, if it was lost
     acl = out / "mosquitto.acl"
     _write_text(acl, mosquitto_acl(["observer"]), False, report)
     _write_text(out / "mosquitto.conf", _mosquitto_conf(pki, acl, host, port), False, report)
