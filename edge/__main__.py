@@ -6,6 +6,7 @@ python -m edge policy ...                  list/show/diff/export policy versions
 python -m edge audit verify|export ...     check or export the audit trail
 python -m edge queue PATH                  what waits in the outbox, what it dropped
 python -m edge subject export|erase ...    the data subject's rights on the device
+python -m edge provision DIR [--serial SN]  everything one device and a local broker need
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ commands:
   audit ...                audit trail: verify, export (python -m edge audit -h)
   queue PATH               what waits in a device's outbox and what it dropped (read-only)
   subject ...              data subject's rights: export, erase (python -m edge subject -h)
+  provision DIR            certificates, app key, Mosquitto and agent configs for one device
 """
 
 
@@ -41,6 +43,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "audit": _lazy("edge.audit_cli"),
     "queue": _lazy("edge.queue_cli"),
     "subject": _lazy("edge.subject"),
+    "provision": _lazy("edge.provision"),
 }
 
 

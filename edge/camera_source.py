@@ -17,7 +17,7 @@ from edge.clock import SystemClock
 from edge.config import AgentConfig
 from edge.errors import InputError
 from edge.inputs import MotionAlarm
-from edge.media.camera import open_source
+from edge.media.camera import FrameSource, open_source
 from edge.media.preview import EncodedFrames, encode_preview
 from edge.motion import MotionState, detect_motion
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_PENDING_EVENTS = 2  # backpressure: alarms carry frames; never let them pile up
+RETRY_FIRST_S = 0.5  # a camera that drops is reopened after this, doubling per failure
+RETRY_MAX_S = 30.0
 
 
 def parse_source(text: str) -> int | str:
@@ -50,12 +52,34 @@ class CameraReader:
         self._thread.join(5)
 
     def _run(self) -> None:
+        """Read until stopped; a live source that fails or drops is reopened with backoff.
+
+        A file ends at its end. Each outage of a live source is counted
+        (``camera_gaps``) and logged once; nothing is sent while no frame arrives, and the
+        clip buffer and motion state start afresh, so no frame crosses a gap.
+        """
+        delay = RETRY_FIRST_S
+        while not self._stop.is_set():
+            try:
+                source = open_source(parse_source(self._config.media.source))
+            except InputError as err:
+                logger.error("camera: %s; retrying in %.1f s", err, delay)
+                self._agent.counters["camera_open_failures"] += 1
+                if self._stop.wait(delay):
+                    return
+                delay = min(RETRY_MAX_S, delay * 2)
+                continue
+            delay = RETRY_FIRST_S
+            if self._read(source) or source.is_file:
+                return
+            self._agent.counters["camera_gaps"] += 1
+            logger.warning("camera: stream lost; reconnecting in %.1f s", delay)
+            if self._stop.wait(delay):
+                return
+
+    def _read(self, source: FrameSource) -> bool:
+        """Frames until the stream ends (False) or ``stop`` (True)."""
         clock = SystemClock()
-        try:
-            source = open_source(parse_source(self._config.media.source))
-        except InputError as err:
-            logger.error("camera: %s", err)
-            return
         media = self._config.media
         clip_len = max(1, round(media.clip_seconds * media.clip_fps))
         keep_every = max(1, round(source.fps / media.clip_fps))
@@ -69,7 +93,7 @@ class CameraReader:
                 frame = source.read()
                 if frame is None:
                     logger.info("camera: end of stream")
-                    return
+                    return False
                 count += 1
                 if count % keep_every == 0:
                     recent.append(encode_preview(frame))
@@ -83,6 +107,7 @@ class CameraReader:
                     # A file plays at its own frame rate, as a camera would deliver it.
                     next_frame += period
                     time.sleep(max(0.0, next_frame - time.monotonic()))
+            return True
         finally:
             source.close()
 

@@ -9,6 +9,7 @@ trail flushed. Logs are one JSON object per line and never contain payloads or k
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from edge.clock import SystemClock
 from edge.config import AgentConfig, parse_config
 from edge.errors import ConfigError, ConfigIssue, EdgeError
+from edge.notify import Notifier
 from edge.policy.shipped import list_versions
 from edge.tls import TlsFiles, TlsIdentity, check_key_permissions
 from edge.transport import MqttTransport
@@ -128,8 +130,47 @@ def _print_issues(err: ConfigError, path: Path) -> None:
         print(f"  {issue}", file=sys.stderr)
 
 
-def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
-    """Run the agent until SIGTERM/SIGINT (or ``stop_event``)."""
+def changed_keys(old: object, new: object, prefix: str = "") -> list[str]:
+    """Dotted names of the config values that differ (``media.anonymiser_budget_ms``)."""
+    if not (dataclasses.is_dataclass(old) and dataclasses.is_dataclass(new)):
+        return [prefix] if old != new else []
+    keys: list[str] = []
+    for field in dataclasses.fields(old):
+        name = f"{prefix}.{field.name}" if prefix else field.name
+        keys += changed_keys(getattr(old, field.name), getattr(new, field.name), name)
+    return keys
+
+
+def reload_config(path: Path, current: AgentConfig) -> list[str]:
+    """SIGHUP: re-read and check ``path``; returns the keys that changed.
+
+    The agent takes its config once, at start, so every changed key needs a restart; the
+    reload says which, and a broken file is reported without touching the running agent.
+    """
+    try:
+        new = load_config(path)
+    except ConfigError as err:
+        logger.error(
+            "SIGHUP: %s has %d problem(s), kept the running config: %s",
+            path,
+            len(err.issues),
+            "; ".join(str(i) for i in err.issues),
+        )
+        return []
+    keys = changed_keys(current, new)
+    if keys:
+        logger.warning("SIGHUP: changed %s; these take effect after a restart", ", ".join(keys))
+    else:
+        logger.info("SIGHUP: %s re-read, nothing changed", path)
+    return keys
+
+
+def run(
+    config: AgentConfig,
+    stop_event: threading.Event | None = None,
+    config_path: Path | None = None,
+) -> int:
+    """Run the agent until SIGTERM/SIGINT (or ``stop_event``); SIGHUP re-reads ``config_path``."""
     from edge.agent import Agent, Stop
     from edge.camera_source import start_camera
     from edge.memory import tune_malloc
@@ -156,6 +197,7 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
         app_public_key=app_key,
         status_every_s=config.device.status_every_s,
     )
+    hangup = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         logger.info("signal %d: stopping cleanly", signum)
@@ -164,6 +206,7 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, lambda signum, frame: hangup.set())
     camera = start_camera(config, agent) if config.media.source != "sim" else None
     if stop_event is not None:
         event = stop_event
@@ -179,9 +222,17 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
         agent.manifest.version,
         ", ".join(str(e) for e in config.broker.endpoints),
     )
+    notifier = Notifier()
     try:
-        agent.run()
+        agent.start()  # agent.run(), with a systemd notify turn after each step
+        while not agent.stopped:
+            agent.step(1.0)
+            notifier.tick(ready=agent.session.connected)
+            if hangup.is_set() and config_path is not None:
+                hangup.clear()
+                reload_config(config_path, config)
     finally:
+        notifier.stopping()
         if camera is not None:
             camera.stop()
     logger.info("agent %s stopped", config.device.serial)
@@ -208,7 +259,7 @@ def main(argv: list[str]) -> int:
         return 0
     setup_logging(args.log_level)
     try:
-        return run(config)
+        return run(config, config_path=path)
     except ConfigError as err:
         _print_issues(err, path)
         return EXIT_CONFIG

@@ -27,6 +27,23 @@ else
   say "mosquitto and nats-server already installed"
 fi
 
+# The RTSP camera of the tests (tests/rtsp_server.py): GStreamer's RTSP server, run by the
+# system Python through gi. Installed only when missing; a non-root user is told what to do.
+rtsp_pkgs=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)
+if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
+  || ! dpkg -s gstreamer1.0-plugins-ugly >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "the RTSP tests need: apt-get install ${rtsp_pkgs[*]} (as root)" >&2
+  else
+    say "apt-get install ${rtsp_pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${rtsp_pkgs[@]}" >/dev/null
+  fi
+else
+  say "GStreamer RTSP server already installed"
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then

@@ -1,0 +1,83 @@
+"""The daemon under ``Type=notify``: this test plays systemd with a real datagram socket,
+including ``systemctl reload`` (SIGHUP re-reads the config and names the changed keys)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.broker import find_mosquitto, free_port
+from tests.conftest import running_under_ci
+
+
+def _receive_until(sock: socket.socket, wanted: str, seen: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(wanted in s for s in seen):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {wanted} in {seen}"
+        sock.settimeout(left)
+        seen.append(sock.recv(4096).decode())
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool) -> None:
+    mosquitto = find_mosquitto()
+    if mosquitto is None:
+        if running_under_ci():
+            pytest.fail("mosquitto is missing (run scripts/setup.sh)")
+        pytest.skip("mosquitto is not installed")
+    out = tmp_path / "dev"
+    port = free_port()
+    subprocess.run(
+        [sys.executable, "-m", "edge", "provision", str(out), "--broker", f"127.0.0.1:{port}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    broker = subprocess.Popen(
+        [mosquitto, "-c", str(out / "mosquitto.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"@edge-notify-test-{os.getpid()}" if abstract else str(tmp_path / "notify.sock")
+    notify.bind("\0" + name[1:] if abstract else name)
+    env = {**os.environ, "NOTIFY_SOCKET": name}
+    env["WATCHDOG_USEC"] = "1000000"
+    log_path = tmp_path / "agent.log"
+    log = log_path.open("w")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(out / "agent.toml")],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    seen: list[str] = []
+    try:
+        _receive_until(notify, "READY=1", seen, 30)
+        _receive_until(notify, "WATCHDOG=1", seen, 10)
+        toml = out / "agent.toml"
+        toml.write_text(toml.read_text().replace("Front door", "Back door"))
+        agent.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "SIGHUP: changed device.device_name" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert agent.poll() is None  # a reload never stops the agent
+        agent.send_signal(signal.SIGTERM)
+        _receive_until(notify, "STOPPING=1", seen, 20)
+        assert agent.wait(timeout=20) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        broker.kill()
+        broker.wait(timeout=10)
+        notify.close()
+        log.close()
