@@ -47,6 +47,9 @@ ADAPTIVE_BLOCKS_PX = (11, 25)
 ADAPTIVE_C = 6.0
 LINE_LENGTH_PX = 18
 GLYPH_HEIGHT_PX = (6, 70)  # at work scale: ~14 to ~140 px high in a 1080p frame
+ROW_PYRAMID_STEP = 2.5  # coarser copies for close-up glyphs; overlaps 6-70 px by ~3x
+MERGE_OVERLAP = 0.3  # share of the smaller box: two finds of one plate, merged
+MIN_ROW_WIDTH_PX = 160  # no coarser copy than this: glyphs of a 6 px minimum are ~4 % of it
 MAX_GLYPH_ASPECT = 1.0
 MIN_GLYPH_FILL = 0.15
 MAX_GLYPH_FILL = 0.95
@@ -60,7 +63,8 @@ MAX_FILL = 0.8
 ALIGN_TOLERANCE = 0.2
 STACK_REACH = 1.8  # glyph heights above or below a row where a second line may sit
 PAD_X = 1.3
-PAD_Y = 0.8
+MIN_BOX_ASPECT = 2.0  # width / height of a row's box, at least (US and Thai plates are 2:1)
+PAD_Y = 1.2
 EDGE_PERCENTILE = 90.0  # stroke-density passes: strokes are the frame's strongest 10 %
 EDGE_MIN = 40.0  # ... and at least this strong (a flat frame has none)
 SECOND_LINE_DENSITY = 0.15  # stroke share in a strip above or below a band: a second line
@@ -383,6 +387,34 @@ def _drop_contained(boxes: set[Box]) -> list[Box]:
     return [box for box, gone in zip(unique, contained, strict=True) if not gone]
 
 
+def _merge_overlapping(boxes: list[Box]) -> list[Box]:
+    """Boxes that overlap by MERGE_OVERLAP of the smaller one become their union.
+
+    A plate found twice (rows of two scales, a row and a band) is often covered in two
+    offset parts; their union covers it whole, and a later stage that drops one part can
+    never leave the other as a partial cover."""
+    merged = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                a, b = merged[i], merged[j]
+                ix = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+                iy = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+                if ix <= 0 or iy <= 0 or ix * iy < MERGE_OVERLAP * min(a.w * a.h, b.w * b.h):
+                    continue
+                x0, y0 = min(a.x, b.x), min(a.y, b.y)
+                x1, y1 = max(a.x + a.w, b.x + b.w), max(a.y + a.h, b.y + b.h)
+                merged[i] = Box(x0, y0, x1 - x0, y1 - y0)
+                del merged[j]
+                changed = True
+                break
+            if changed:
+                break
+    return merged
+
+
 def _frame_box(
     x0: float, y0: float, x1: float, y1: float, scale: float, frame: Frame
 ) -> Box | None:
@@ -394,15 +426,8 @@ def _frame_box(
     return Box(bx0, by0, bx1 - bx0, by1 - by0) if bx1 > bx0 and by1 > by0 else None
 
 
-def detect_plates(frame: Frame) -> list[Box]:
-    """Boxes (frame pixels, padded) of everything that looks like a licence plate.
-
-    Raises:
-        InputError: ``frame`` is not a BGR uint8 HxWx3 image.
-    """
-    checked = validate_frame(frame)
-    height, width = checked.shape[:2]
-    gray, scale = _work_gray(checked)
+def _row_boxes(gray: NDArray[np.uint8], scale: float, frame: Frame) -> set[Box]:
+    """Padded boxes of glyph rows found in ``gray`` (``frame`` resized by ``scale``)."""
     boxes: set[Box] = set()
     for block in ADAPTIVE_BLOCKS_PX:
         light = cv2.adaptiveThreshold(
@@ -416,9 +441,35 @@ def detect_plates(frame: Frame) -> list[Box]:
                 if not _two_tone(gray, int(x0), int(y0), int(x1), int(y1)):
                     continue
                 pad_x, pad_y = PAD_X * glyph_h, PAD_Y * glyph_h
-                row = _frame_box(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y, scale, checked)
+                # Plates are at least MIN_BOX_ASPECT wide: short text (a Thai or US plate's
+                # few glyphs) still leaves the plate's whole width covered.
+                short = MIN_BOX_ASPECT * (y1 - y0 + 2 * pad_y) - (x1 - x0 + 2 * pad_x)
+                pad_x += max(0.0, short / 2)
+                row = _frame_box(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y, scale, frame)
                 if row is not None:
                     boxes.add(row)
+    return boxes
+
+
+def detect_plates(frame: Frame) -> list[Box]:
+    """Boxes (frame pixels, padded) of everything that looks like a licence plate.
+
+    Raises:
+        InputError: ``frame`` is not a BGR uint8 HxWx3 image.
+    """
+    checked = validate_frame(frame)
+    height, width = checked.shape[:2]
+    gray, scale = _work_gray(checked)
+    boxes: set[Box] = set()
+    row_gray, row_scale = gray, scale
+    while True:
+        boxes.update(_row_boxes(row_gray, row_scale, checked))
+        # Close-up plates have glyphs taller than GLYPH_HEIGHT_PX at the working width:
+        # look again at coarser copies, until the copy's glyph limit reaches half the frame.
+        if GLYPH_HEIGHT_PX[1] / row_scale >= height / 2 or row_gray.shape[1] <= MIN_ROW_WIDTH_PX:
+            break
+        row_scale /= ROW_PYRAMID_STEP
+        row_gray = _resized(gray, width, height, row_scale)
     for spec in STROKE_PASSES:
         pass_scale = min(1.0, spec.work_width_px / width)
         small = gray if pass_scale == scale else _resized(gray, width, height, pass_scale)
@@ -435,7 +486,7 @@ def detect_plates(frame: Frame) -> list[Box]:
             band = _frame_box(x, y, x + w, y + h, pass_scale, checked)
             if band is not None:
                 boxes.add(band)
-    return sorted(_drop_contained(boxes), key=lambda b: (b.y, b.x))
+    return sorted(_merge_overlapping(_drop_contained(boxes)), key=lambda b: (b.y, b.x))
 
 
 def blur_plates(frame: Frame) -> Frame:
