@@ -63,6 +63,7 @@ MAX_FILL = 0.8
 ALIGN_TOLERANCE = 0.2
 STACK_REACH = 1.8  # glyph heights above or below a row where a second line may sit
 PAD_X = 1.3
+MAX_SLOPE = 0.3  # tilt (dy/dx) taken into a box's height, at most (~17 degrees)
 MIN_BOX_ASPECT = 2.0  # width / height of a row's box, at least (US and Thai plates are 2:1)
 PAD_Y = 1.2
 EDGE_PERCENTILE = 90.0  # stroke-density passes: strokes are the frame's strongest 10 %
@@ -167,8 +168,9 @@ def _median(values: NDArray[np.float64]) -> float:
     return float((ordered[mid - 1] + ordered[mid]) / 2)
 
 
-def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
-    """Rows of glyphs that look like a plate's characters (step 3): (x0, y0, x1, y1, h)."""
+def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float, float]]:
+    """Rows of glyphs that look like a plate's characters (step 3): (x0, y0, x1, y1, h,
+    |slope| of the glyph centres, i.e. the plate's tilt)."""
     if len(glyphs) < MIN_GLYPHS:
         return []
     g = glyphs[np.argsort(glyphs[:, 0], kind="stable")].astype(np.float64)
@@ -225,7 +227,8 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
         if int(stacked.sum()) >= len(group) + 2:  # the row's own glyphs and two more
             y0 = min(y0, float(y[stacked].min()))
             y1 = max(y1, float((y[stacked] + h[stacked]).max()))
-        rows.append((x0, y0, x1, y1, glyph_h))
+        slope = abs(float(np.polyfit(cx[m], cy[m], 1)[0])) if np.ptp(cx[m]) > 0 else 0.0
+        rows.append((x0, y0, x1, y1, glyph_h, min(slope, MAX_SLOPE)))
     return rows
 
 
@@ -437,7 +440,7 @@ def _row_boxes(gray: NDArray[np.uint8], scale: float, frame: Frame) -> set[Box]:
         for binary in (cv2.bitwise_not(light), light):
             lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _LINE_KERNEL)
             glyphs = _glyphs(np.asarray(cv2.subtract(binary, lines), dtype=np.uint8))
-            for x0, y0, x1, y1, glyph_h in _rows(glyphs):
+            for x0, y0, x1, y1, glyph_h, slope in _rows(glyphs):
                 if not _two_tone(gray, int(x0), int(y0), int(x1), int(y1)):
                     continue
                 pad_x, pad_y = PAD_X * glyph_h, PAD_Y * glyph_h
@@ -445,6 +448,9 @@ def _row_boxes(gray: NDArray[np.uint8], scale: float, frame: Frame) -> set[Box]:
                 # few glyphs) still leaves the plate's whole width covered.
                 short = MIN_BOX_ASPECT * (y1 - y0 + 2 * pad_y) - (x1 - x0 + 2 * pad_x)
                 pad_x += max(0.0, short / 2)
+                # A tilted plate's corners reach beyond its glyphs' rows by the tilt times
+                # the horizontal padding (its axis-aligned box is what must be covered).
+                pad_y += slope * pad_x
                 row = _frame_box(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y, scale, frame)
                 if row is not None:
                     boxes.add(row)

@@ -6,6 +6,8 @@ the evaluator's 'protected' measure."""
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -44,8 +46,8 @@ def protected(orig: NDArray[np.uint8], out: NDArray[np.uint8], box: tuple[int, .
     cells = []
     rows = np.linspace(0, mo.shape[0], GRID[0] + 1).astype(int)
     cols = np.linspace(0, mo.shape[1], GRID[1] + 1).astype(int)
-    for a, b in zip(rows[:-1], rows[1:], strict=True):
-        for c, d in zip(cols[:-1], cols[1:], strict=True):
+    for a, b in itertools.pairwise(rows):
+        for c, d in itertools.pairwise(cols):
             so = float(mo[a:b, c:d].mean())
             if so >= CELL_MIN_SHARE * do:
                 cells.append(float(mr[a:b, c:d].mean()) / (so + 1e-6))
