@@ -49,7 +49,10 @@ LINE_LENGTH_PX = 18
 GLYPH_HEIGHT_PX = (6, 70)  # at work scale: ~14 to ~140 px high in a 1080p frame
 ROW_PYRAMID_STEP = 2.5  # coarser copies for close-up glyphs; overlaps 6-70 px by ~3x
 MERGE_OVERLAP = 0.3  # share of the smaller box: two finds of one plate, merged
-MIN_ROW_WIDTH_PX = 160  # no coarser copy than this: glyphs of a 6 px minimum are ~4 % of it
+MIN_ROW_WIDTH_PX = 160
+COARSE_GLYPH_MIN_PX = (
+    6  # coarser copies: any glyph (20-26 px tripled the sweep misses for -0.06 collateral)
+)
 MAX_GLYPH_ASPECT = 1.0
 MIN_GLYPH_FILL = 0.15
 MAX_GLYPH_FILL = 0.95
@@ -119,14 +122,14 @@ def _resized(gray: NDArray[np.uint8], width: int, height: int, scale: float) -> 
     return np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def _glyphs(binary: NDArray[np.uint8]) -> Stats:
+def _glyphs(binary: NDArray[np.uint8], low: int = GLYPH_HEIGHT_PX[0]) -> Stats:
     """Components shaped like characters (step 2)."""
     _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
         binary, 8, cv2.CV_32S, cv2.CCL_GRANA
     )
     s = np.asarray(stats[1:], dtype=np.int32)
     w, h, area = s[:, 2], s[:, 3], s[:, 4]
-    low, high = GLYPH_HEIGHT_PX
+    high = GLYPH_HEIGHT_PX[1]
     keep = (
         (h >= low)
         & (h <= high)
@@ -429,8 +432,11 @@ def _frame_box(
     return Box(bx0, by0, bx1 - bx0, by1 - by0) if bx1 > bx0 and by1 > by0 else None
 
 
-def _row_boxes(gray: NDArray[np.uint8], scale: float, frame: Frame) -> set[Box]:
-    """Padded boxes of glyph rows found in ``gray`` (``frame`` resized by ``scale``)."""
+def _row_boxes(
+    gray: NDArray[np.uint8], scale: float, frame: Frame, low: int = GLYPH_HEIGHT_PX[0]
+) -> set[Box]:
+    """Padded boxes of glyph rows found in ``gray`` (``frame`` resized by ``scale``), of
+    glyphs at least ``low`` px high (coarser copies look only for what finer ones cannot)."""
     boxes: set[Box] = set()
     for block in ADAPTIVE_BLOCKS_PX:
         light = cv2.adaptiveThreshold(
@@ -439,7 +445,7 @@ def _row_boxes(gray: NDArray[np.uint8], scale: float, frame: Frame) -> set[Box]:
         # The two polarities are exact complements: one threshold, one inversion.
         for binary in (cv2.bitwise_not(light), light):
             lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _LINE_KERNEL)
-            glyphs = _glyphs(np.asarray(cv2.subtract(binary, lines), dtype=np.uint8))
+            glyphs = _glyphs(np.asarray(cv2.subtract(binary, lines), dtype=np.uint8), low)
             for x0, y0, x1, y1, glyph_h, slope in _rows(glyphs):
                 if not _two_tone(gray, int(x0), int(y0), int(x1), int(y1)):
                     continue
@@ -469,7 +475,8 @@ def detect_plates(frame: Frame) -> list[Box]:
     boxes: set[Box] = set()
     row_gray, row_scale = gray, scale
     while True:
-        boxes.update(_row_boxes(row_gray, row_scale, checked))
+        low = GLYPH_HEIGHT_PX[0] if row_scale == scale else COARSE_GLYPH_MIN_PX
+        boxes.update(_row_boxes(row_gray, row_scale, checked, low))
         # Close-up plates have glyphs taller than GLYPH_HEIGHT_PX at the working width:
         # look again at coarser copies, until the copy's glyph limit reaches half the frame.
         if GLYPH_HEIGHT_PX[1] / row_scale >= height / 2 or row_gray.shape[1] <= MIN_ROW_WIDTH_PX:
