@@ -95,6 +95,23 @@ def speed_for(name: str, wanted: float | None) -> float:
     return max(1.0, get_scenario(name).duration_s / TARGET_SCENARIO_S)
 
 
+CAMERA_SIZE = (1280, 720)  # --images photos are letterboxed to this, as a sensor would give
+
+
+def letterbox(image: Frame, size: tuple[int, int] = CAMERA_SIZE) -> Frame:
+    """``image`` scaled to fit ``size`` (w, h), centred on black: every frame of a clip has
+    one size, whatever the photos' sizes (the evaluator letterboxes the same way)."""
+    width, height = size
+    h, w = image.shape[:2]
+    s = min(width / w, height / h)
+    nw, nh = round(w * s), round(h * s)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    canvas = np.zeros((height, width, 3), np.uint8)
+    ox, oy = (width - nw) // 2, (height - nh) // 2
+    canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(image, (nw, nh), interpolation=interp)
+    return canvas
+
+
 def load_images(folder: Path) -> list[Frame]:
     if not folder.is_dir():
         raise SimError(f"--images: not a folder: {folder}")
@@ -103,7 +120,7 @@ def load_images(folder: Path) -> list[Frame]:
         if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"}:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
-                frames.append(np.asarray(image, dtype=np.uint8))
+                frames.append(letterbox(np.asarray(image, dtype=np.uint8)))
     if not frames:
         raise SimError(f"--images: no readable images in {folder}")
     return frames

@@ -157,6 +157,62 @@ def render_street(
     return RenderedFrame(np.asarray(img, dtype=np.uint8), tuple(boxes), tuple(texts))
 
 
+def render_plate_closeup(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    style: PlateStyle,
+    plate_h: int,
+    tilt_deg: float = 0.0,
+    night: bool = False,
+) -> RenderedFrame:
+    """One plate ``plate_h`` px high on a bumper, tilted by ``tilt_deg``: the close-up
+    case (a car right in front of the camera) that a street scene never draws."""
+    img = np.full((height, width, 3), (95, 100, 105), np.uint8)
+    plate_w = round(plate_h * ASPECT[style])
+    if plate_w > width * 0.9:  # keep it inside the frame: a long plate cannot be that high
+        plate_h = max(4, int(width * 0.9 / ASPECT[style]))
+        plate_w = round(plate_h * ASPECT[style])
+    px = int(rng.integers(0, max(1, width - plate_w)))
+    py = int(rng.integers(0, max(1, height - plate_h)))
+    bumper = tuple(int(c) for c in rng.integers(30, 220, 3))
+    cv2.rectangle(
+        img,
+        (max(0, px - plate_w // 3), max(0, py - plate_h)),
+        (min(width - 1, px + plate_w * 4 // 3), min(height - 1, py + plate_h * 2)),
+        bumper,
+        -1,
+    )
+    text = random_plate_text(rng, style)
+    box = _draw_plate(img, PlateSpec(style, text, px, py, plate_h), night)
+    if tilt_deg:
+        centre = (px + plate_w / 2, py + plate_h / 2)
+        m = cv2.getRotationMatrix2D(centre, tilt_deg, 1.0)
+        img = np.asarray(
+            cv2.warpAffine(img, m, (width, height), borderMode=cv2.BORDER_REPLICATE), np.uint8
+        )
+        corners = np.array(
+            [
+                [px, py, 1],
+                [px + plate_w, py, 1],
+                [px, py + plate_h, 1],
+                [px + plate_w, py + plate_h, 1],
+            ],
+            np.float64,
+        )
+        pts = corners @ m.T
+        x0, y0 = max(0, int(pts[:, 0].min())), max(0, int(pts[:, 1].min()))
+        x1, y1 = min(width, int(pts[:, 0].max()) + 1), min(height, int(pts[:, 1].max()) + 1)
+        box = Box(x0, y0, x1 - x0, y1 - y0)
+    noise = rng.normal(0, 4, img.shape)
+    img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if night:
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        gray = cv2.convertScaleAbs(gray, alpha=0.55, beta=10)
+        img = np.asarray(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+    return RenderedFrame(np.asarray(img, dtype=np.uint8), (box,), (text,))
+
+
 def render_doorway(
     rng: np.random.Generator, width: int, height: int, person: bool, pet: bool
 ) -> RenderedFrame:

@@ -8,7 +8,8 @@ counts and audits it. The clock is a parameter (``monotonic``), so this stays te
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,3 +58,44 @@ def anonymise(
     if elapsed > budget_s:
         return Anonymised(blur_everything(checked), (), FallbackReason.OVER_BUDGET, 1, elapsed)
     return Anonymised(blur_regions(checked, boxes), tuple(boxes), None, len(boxes), elapsed)
+
+
+CARRY_FRAMES = 2  # a plate found in frame k is also blurred in frames k-2 .. k+2
+
+
+def anonymise_clip(
+    frames: Iterable[Frame],
+    budget_s: float,
+    monotonic: Callable[[], float],
+    detector: Detector = detect_plates,
+    carry: int = CARRY_FRAMES,
+) -> Iterator[Anonymised]:
+    """``anonymise`` for every frame of a clip, with each frame's boxes also blurred in the
+    ``carry`` frames before and after it: a plate that detection misses in one frame (motion
+    blur, a glint) stays covered when it was found next to it. Streams: at most
+    ``2 * carry + 1`` frames are held, and each frame fails closed on its own.
+
+    Raises:
+        InputError: a frame is not a BGR uint8 HxWx3 image.
+    """
+    window: deque[tuple[Frame, Anonymised]] = deque()
+
+    def emit(i: int) -> Anonymised:
+        frame, own = window[i]
+        if own.fallback is not None:
+            return own
+        near = {
+            b for j, (_, other) in enumerate(window) if abs(j - i) <= carry for b in other.boxes
+        }
+        boxes = tuple(sorted(near, key=lambda b: (b.y, b.x, b.w, b.h)))
+        return Anonymised(blur_regions(frame, boxes), boxes, None, len(boxes), own.detect_s)
+
+    for frame in frames:
+        checked = validate_frame(frame)
+        window.append((checked, anonymise(checked, budget_s, monotonic, detector)))
+        if len(window) > carry:
+            yield emit(len(window) - 1 - carry)
+        if len(window) > 2 * carry:
+            window.popleft()
+    for i in range(max(0, len(window) - carry), len(window)):
+        yield emit(i)

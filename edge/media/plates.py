@@ -47,6 +47,12 @@ ADAPTIVE_BLOCKS_PX = (11, 25)
 ADAPTIVE_C = 6.0
 LINE_LENGTH_PX = 18
 GLYPH_HEIGHT_PX = (6, 70)  # at work scale: ~14 to ~140 px high in a 1080p frame
+ROW_PYRAMID_STEP = 2.5  # coarser copies for close-up glyphs; overlaps 6-70 px by ~3x
+MERGE_OVERLAP = 0.3  # share of the smaller box: two finds of one plate, merged
+MIN_ROW_WIDTH_PX = 160
+COARSE_GLYPH_MIN_PX = (
+    6  # coarser copies: any glyph (20-26 px tripled the sweep misses for -0.06 collateral)
+)
 MAX_GLYPH_ASPECT = 1.0
 MIN_GLYPH_FILL = 0.15
 MAX_GLYPH_FILL = 0.95
@@ -60,7 +66,9 @@ MAX_FILL = 0.8
 ALIGN_TOLERANCE = 0.2
 STACK_REACH = 1.8  # glyph heights above or below a row where a second line may sit
 PAD_X = 1.3
-PAD_Y = 0.8
+MAX_SLOPE = 0.3  # tilt (dy/dx) taken into a box's height, at most (~17 degrees)
+MIN_BOX_ASPECT = 2.0  # width / height of a row's box, at least (US and Thai plates are 2:1)
+PAD_Y = 1.2
 EDGE_PERCENTILE = 90.0  # stroke-density passes: strokes are the frame's strongest 10 %
 EDGE_MIN = 40.0  # ... and at least this strong (a flat frame has none)
 SECOND_LINE_DENSITY = 0.15  # stroke share in a strip above or below a band: a second line
@@ -114,14 +122,14 @@ def _resized(gray: NDArray[np.uint8], width: int, height: int, scale: float) -> 
     return np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def _glyphs(binary: NDArray[np.uint8]) -> Stats:
+def _glyphs(binary: NDArray[np.uint8], low: int = GLYPH_HEIGHT_PX[0]) -> Stats:
     """Components shaped like characters (step 2)."""
     _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
         binary, 8, cv2.CV_32S, cv2.CCL_GRANA
     )
     s = np.asarray(stats[1:], dtype=np.int32)
     w, h, area = s[:, 2], s[:, 3], s[:, 4]
-    low, high = GLYPH_HEIGHT_PX
+    high = GLYPH_HEIGHT_PX[1]
     keep = (
         (h >= low)
         & (h <= high)
@@ -163,8 +171,9 @@ def _median(values: NDArray[np.float64]) -> float:
     return float((ordered[mid - 1] + ordered[mid]) / 2)
 
 
-def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
-    """Rows of glyphs that look like a plate's characters (step 3): (x0, y0, x1, y1, h)."""
+def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float, float]]:
+    """Rows of glyphs that look like a plate's characters (step 3): (x0, y0, x1, y1, h,
+    |slope| of the glyph centres, i.e. the plate's tilt)."""
     if len(glyphs) < MIN_GLYPHS:
         return []
     g = glyphs[np.argsort(glyphs[:, 0], kind="stable")].astype(np.float64)
@@ -221,7 +230,8 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float]]:
         if int(stacked.sum()) >= len(group) + 2:  # the row's own glyphs and two more
             y0 = min(y0, float(y[stacked].min()))
             y1 = max(y1, float((y[stacked] + h[stacked]).max()))
-        rows.append((x0, y0, x1, y1, glyph_h))
+        slope = abs(float(np.polyfit(cx[m], cy[m], 1)[0])) if np.ptp(cx[m]) > 0 else 0.0
+        rows.append((x0, y0, x1, y1, glyph_h, min(slope, MAX_SLOPE)))
     return rows
 
 
@@ -383,6 +393,34 @@ def _drop_contained(boxes: set[Box]) -> list[Box]:
     return [box for box, gone in zip(unique, contained, strict=True) if not gone]
 
 
+def _merge_overlapping(boxes: list[Box]) -> list[Box]:
+    """Boxes that overlap by MERGE_OVERLAP of the smaller one become their union.
+
+    A plate found twice (rows of two scales, a row and a band) is often covered in two
+    offset parts; their union covers it whole, and a later stage that drops one part can
+    never leave the other as a partial cover."""
+    merged = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                a, b = merged[i], merged[j]
+                ix = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+                iy = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+                if ix <= 0 or iy <= 0 or ix * iy < MERGE_OVERLAP * min(a.w * a.h, b.w * b.h):
+                    continue
+                x0, y0 = min(a.x, b.x), min(a.y, b.y)
+                x1, y1 = max(a.x + a.w, b.x + b.w), max(a.y + a.h, b.y + b.h)
+                merged[i] = Box(x0, y0, x1 - x0, y1 - y0)
+                del merged[j]
+                changed = True
+                break
+            if changed:
+                break
+    return merged
+
+
 def _frame_box(
     x0: float, y0: float, x1: float, y1: float, scale: float, frame: Frame
 ) -> Box | None:
@@ -392,6 +430,37 @@ def _frame_box(
     bx1 = min(width, int(x1 / scale) + 1)
     by1 = min(height, int(y1 / scale) + 1)
     return Box(bx0, by0, bx1 - bx0, by1 - by0) if bx1 > bx0 and by1 > by0 else None
+
+
+def _row_boxes(
+    gray: NDArray[np.uint8], scale: float, frame: Frame, low: int = GLYPH_HEIGHT_PX[0]
+) -> set[Box]:
+    """Padded boxes of glyph rows found in ``gray`` (``frame`` resized by ``scale``), of
+    glyphs at least ``low`` px high (coarser copies look only for what finer ones cannot)."""
+    boxes: set[Box] = set()
+    for block in ADAPTIVE_BLOCKS_PX:
+        light = cv2.adaptiveThreshold(
+            gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, ADAPTIVE_C
+        )
+        # The two polarities are exact complements: one threshold, one inversion.
+        for binary in (cv2.bitwise_not(light), light):
+            lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _LINE_KERNEL)
+            glyphs = _glyphs(np.asarray(cv2.subtract(binary, lines), dtype=np.uint8), low)
+            for x0, y0, x1, y1, glyph_h, slope in _rows(glyphs):
+                if not _two_tone(gray, int(x0), int(y0), int(x1), int(y1)):
+                    continue
+                pad_x, pad_y = PAD_X * glyph_h, PAD_Y * glyph_h
+                # Plates are at least MIN_BOX_ASPECT wide: short text (a Thai or US plate's
+                # few glyphs) still leaves the plate's whole width covered.
+                short = MIN_BOX_ASPECT * (y1 - y0 + 2 * pad_y) - (x1 - x0 + 2 * pad_x)
+                pad_x += max(0.0, short / 2)
+                # A tilted plate's corners reach beyond its glyphs' rows by the tilt times
+                # the horizontal padding (its axis-aligned box is what must be covered).
+                pad_y += slope * pad_x
+                row = _frame_box(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y, scale, frame)
+                if row is not None:
+                    boxes.add(row)
+    return boxes
 
 
 def detect_plates(frame: Frame) -> list[Box]:
@@ -404,21 +473,16 @@ def detect_plates(frame: Frame) -> list[Box]:
     height, width = checked.shape[:2]
     gray, scale = _work_gray(checked)
     boxes: set[Box] = set()
-    for block in ADAPTIVE_BLOCKS_PX:
-        light = cv2.adaptiveThreshold(
-            gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, ADAPTIVE_C
-        )
-        # The two polarities are exact complements: one threshold, one inversion.
-        for binary in (cv2.bitwise_not(light), light):
-            lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _LINE_KERNEL)
-            glyphs = _glyphs(np.asarray(cv2.subtract(binary, lines), dtype=np.uint8))
-            for x0, y0, x1, y1, glyph_h in _rows(glyphs):
-                if not _two_tone(gray, int(x0), int(y0), int(x1), int(y1)):
-                    continue
-                pad_x, pad_y = PAD_X * glyph_h, PAD_Y * glyph_h
-                row = _frame_box(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y, scale, checked)
-                if row is not None:
-                    boxes.add(row)
+    row_gray, row_scale = gray, scale
+    while True:
+        low = GLYPH_HEIGHT_PX[0] if row_scale == scale else COARSE_GLYPH_MIN_PX
+        boxes.update(_row_boxes(row_gray, row_scale, checked, low))
+        # Close-up plates have glyphs taller than GLYPH_HEIGHT_PX at the working width:
+        # look again at coarser copies, until the copy's glyph limit reaches half the frame.
+        if GLYPH_HEIGHT_PX[1] / row_scale >= height / 2 or row_gray.shape[1] <= MIN_ROW_WIDTH_PX:
+            break
+        row_scale /= ROW_PYRAMID_STEP
+        row_gray = _resized(gray, width, height, row_scale)
     for spec in STROKE_PASSES:
         pass_scale = min(1.0, spec.work_width_px / width)
         small = gray if pass_scale == scale else _resized(gray, width, height, pass_scale)
@@ -435,7 +499,7 @@ def detect_plates(frame: Frame) -> list[Box]:
             band = _frame_box(x, y, x + w, y + h, pass_scale, checked)
             if band is not None:
                 boxes.add(band)
-    return sorted(_drop_contained(boxes), key=lambda b: (b.y, b.x))
+    return sorted(_merge_overlapping(_drop_contained(boxes)), key=lambda b: (b.y, b.x))
 
 
 def blur_plates(frame: Frame) -> Frame:
