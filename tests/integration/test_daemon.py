@@ -38,6 +38,17 @@ def _video(path: Path, frames: int = 40) -> Path:
     return path
 
 
+def _start_daemon(config: Path) -> subprocess.Popen[str]:
+    """``python -m edge run --config CONFIG`` as an operator starts it, output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _config(tmp_path: Path, pki: Pki, broker: MosquittoBroker, source: str, **extra: str) -> Path:
     ident = pki.devices["SN0001"]
     text = f"""
@@ -103,13 +114,7 @@ def test_daemon_reads_a_video_file_sends_blurred_alarms_and_stops_cleanly(
     config = _config(tmp_path, pki, broker, str(video))
     assert run_edge("check-config", str(config)).returncode == 0
     with observer_for(broker, pki, "devices/SN0001/#") as observer:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_daemon(config)
         try:
             got = observer.wait_for(
                 lambda ms: any(m.topic.endswith("alarm/snapshot") for m in ms), 30
@@ -146,13 +151,7 @@ def test_daemon_with_the_sim_source_sends_its_status_report_at_start_and_after(
     default) the daemon used to send its birth and never a status report."""
     config = _config(tmp_path, pki, broker, "sim", status_every_s="1.5")
     with observer_for(broker, pki, "devices/SN0001/telemetry") as observer:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_daemon(config)
         try:
             got = observer.wait_for(lambda ms: len(ms) >= 2, 20)
         finally:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.broker import find_mosquitto, free_port
-from tests.conftest import running_under_ci
+from firmware_sim.broker import free_port
 
 
 def _receive_until(sock: socket.socket, wanted: str, seen: list[str], timeout_s: float) -> None:
@@ -27,12 +26,8 @@ def _receive_until(sock: socket.socket, wanted: str, seen: list[str], timeout_s:
 
 
 @pytest.mark.parametrize("abstract", [False, True])
-def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool) -> None:
-    mosquitto = find_mosquitto()
-    if mosquitto is None:
-        if running_under_ci():
-            pytest.fail("mosquitto is missing (run scripts/setup.sh)")
-        pytest.skip("mosquitto is not installed")
+def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool, mosquitto_binary: str) -> None:
+    mosquitto = mosquitto_binary
     out = tmp_path / "dev"
     port = free_port()
     subprocess.run(

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.broker import find_mosquitto, free_port
-from tests.conftest import running_under_ci
+from firmware_sim.broker import free_port
 
 
 def _provision(*args: str) -> subprocess.CompletedProcess[str]:
@@ -63,12 +62,10 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, args: list[str]) -> N
     assert "Traceback" not in result.stderr
 
 
-def test_daemon_publishes_through_the_provisioned_broker(tmp_path: Path) -> None:
-    mosquitto = find_mosquitto()
-    if mosquitto is None:
-        if running_under_ci():
-            pytest.fail("mosquitto is missing (run scripts/setup.sh)")
-        pytest.skip("mosquitto is not installed")
+def test_daemon_publishes_through_the_provisioned_broker(
+    tmp_path: Path, mosquitto_binary: str
+) -> None:
+    mosquitto = mosquitto_binary
     out = tmp_path / "dev"
     port = free_port()
     assert _provision(str(out), "--broker", f"127.0.0.1:{port}").returncode == 0
