@@ -209,6 +209,7 @@ class Agent:
         self._last_counters = clock.monotonic()
         self._status_every_s = status_every_s
         self._consent_unsaved = False
+        self._status_stored = False
         self._next_status = clock.monotonic()
         self._audit(
             AuditEvent.STARTED, detail=f"agent {__version__}, policy {self.manifest.version}"
@@ -225,6 +226,12 @@ class Agent:
         if self.config.audio.enabled is False:
             return False
         return audio_policy.may_open_microphone(self.manifest, self.state.audio_on)
+
+    @property
+    def ready(self) -> bool:
+        """Up, for a service manager: connected, or a status report is durably queued (a
+        camera that boots without network is working: it queues what it will send)."""
+        return self.session.connected or self._status_stored
 
     def is_idle(self) -> bool:
         """Connected, every event handled, nothing queued or in flight (tests, benchmarks)."""
@@ -339,6 +346,9 @@ class Agent:
             r.record_id: notes[r.record_id] for r in self._to_queue if r.record_id in notes
         }
         refused = {d.record_id for d in drops}
+        telemetry = self.topics.of(Channel.TELEMETRY)
+        if any(r.topic == telemetry and r.record_id not in refused for r in releases):
+            self._status_stored = True
         # QUEUED is recorded only once the item is durable, so the trail never claims
         # an item that a crash before this commit lost.
         for queued in releases:

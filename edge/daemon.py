@@ -227,7 +227,7 @@ def run(
         agent.start()  # agent.run(), with a systemd notify turn after each step
         while not agent.stopped:
             agent.step(1.0)
-            notifier.tick(ready=agent.session.connected)
+            notifier.tick(ready=agent.ready)
             if hangup.is_set() and config_path is not None:
                 hangup.clear()
                 reload_config(config_path, config)

@@ -76,3 +76,39 @@ def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool, mosquitto_binar
         broker.wait(timeout=10)
         notify.close()
         log.close()
+
+
+def test_ready_while_the_broker_is_unreachable_once_the_first_status_is_queued(
+    tmp_path: Path,
+) -> None:
+    """A camera that boots without network must still tell systemd it is up (or the unit
+    fails its start timeout and restarts in a loop): READY once its first status report
+    is safely queued."""
+    out = tmp_path / "dev"
+    port = free_port()  # nothing listens there
+    subprocess.run(
+        [sys.executable, "-m", "edge", "provision", str(out), "--broker", f"127.0.0.1:{port}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = str(tmp_path / "notify.sock")
+    notify.bind(name)
+    env = {**os.environ, "NOTIFY_SOCKET": name}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(out / "agent.toml")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen: list[str] = []
+    try:
+        _receive_until(notify, "READY=1", seen, 30)
+        agent.send_signal(signal.SIGTERM)
+        _receive_until(notify, "STOPPING=1", seen, 20)
+        assert agent.wait(timeout=20) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        notify.close()
