@@ -61,7 +61,7 @@ from edge.errors import (
 from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput, StatusDue
 from edge.media.audio import validate_audio
 from edge.media.clip import enforce_audio_rule
-from edge.model import Priority, Purpose
+from edge.model import Count, Priority, Purpose
 from edge.outbox import Dropped, DropReason, Outbox, OutboxItem
 from edge.policy import audio as audio_policy
 from edge.policy.catalogue import FieldName
@@ -285,10 +285,10 @@ class Agent:
                 self._refuse_input(event, err)  # the sender's mistake: this event only
             except TransportError as err:
                 # The session retries the connection; the items stay queued.
-                self.counters["transport_errors"] += 1
+                self.counters[Count.TRANSPORT_ERRORS] += 1
                 logger.warning("%s: transport error, retried: %s", type(event).__name__, err)
             except Exception:
-                self.counters["internal_errors"] += 1
+                self.counters[Count.INTERNAL_ERRORS] += 1
                 logger.exception("event %s failed; counted, continuing", type(event).__name__)
         if not self.stopped:
             self._housekeeping()
@@ -310,14 +310,14 @@ class Agent:
             self._store_new_items()
             self._store_acks()
         except StoreFullError as err:
-            self.counters["store_full"] += 1
+            self.counters[Count.STORE_FULL] += 1
             logger.error("outbox: %s; %d item(s) wait in memory", err, len(self._to_queue))
             self._bound_unstored()
         self.audit.sync()
         try:
             self._pump()
         except StoreFullError as err:
-            self.counters["store_full"] += 1
+            self.counters[Count.STORE_FULL] += 1
             logger.error("outbox: %s; sending paused until there is room", err)
 
     def _store_new_items(self) -> None:
@@ -380,7 +380,7 @@ class Agent:
         for item in self._to_queue:
             if item.purpose is purpose:
                 self._queued_notes.pop(item.record_id, None)
-                self.counters["dropped_purged"] += 1
+                self.counters[Count.DROPPED_PURGED] += 1
                 self._audit_release(AuditEvent.PURGED, item, detail=f"purged before storing: {why}")
             else:
                 keep.append(item)
@@ -428,7 +428,7 @@ class Agent:
         self._to_queue = kept
         for item in lost:
             self._queued_notes.pop(item.record_id, None)
-            self.counters["dropped_disk_full"] += 1
+            self.counters[Count.DROPPED_DISK_FULL] += 1
             self._audit_release(AuditEvent.DROPPED, item, detail="disk full: not stored")
 
     def handle(self, event: AgentEvent) -> None:
@@ -439,12 +439,12 @@ class Agent:
             self._on_connected(event)
         elif isinstance(event, ConnectFailed):
             logger.warning("connect to %s failed: %s", event.endpoint, event.reason)
-            self.counters["connect_failures"] += 1
+            self.counters[Count.CONNECT_FAILURES] += 1
             self.session, command = on_connect_failed(self.session, event, self.rng.random())
             self._connect(command)
         elif isinstance(event, ConnectionLost):
             logger.warning("connection lost: %s", event.reason)
-            self.counters["connection_lost"] += 1
+            self.counters[Count.CONNECTION_LOST] += 1
             self._requeue_inflight()
             self.session, command = on_connection_lost(self.session, event, self.rng.random())
             self._connect(command)
@@ -466,7 +466,7 @@ class Agent:
         a malformed audio buffer) is refused alone: counted, audited, and the loop goes on
         with the rest of the batch. What it had already produced (an alarm event before
         its clip failed) stays queued."""
-        self.counters["inputs_refused"] += 1
+        self.counters[Count.INPUTS_REFUSED] += 1
         logger.warning("%s refused: %s", type(event).__name__, err)
         self._audit(AuditEvent.INPUT_REFUSED, detail=f"{type(event).__name__}: {err}")
 
@@ -520,7 +520,7 @@ class Agent:
         )
         kept = decision.kept.get(FieldName.ONLINE_STATUS)
         if not isinstance(kept, str):
-            self.counters["availability_denied"] += 1
+            self.counters[Count.AVAILABILITY_DENIED] += 1
             return None
         clause = decision.clauses[FieldName.ONLINE_STATUS]
         return produce.availability_payload(kept, session), clause
@@ -615,14 +615,14 @@ class Agent:
             return item
         payload, stripped = produce.clip_payload_for_sending(item.payload, audio_allowed=False)
         if payload is None:
-            self.counters["clips_refused"] += 1
+            self.counters[Count.CLIPS_REFUSED] += 1
             self._audit_release(
                 AuditEvent.DENIED, item, detail="audio is off and the clip cannot be checked"
             )
             return None
         if not stripped:
             return item
-        self.counters["audio_tracks_stripped"] += 1
+        self.counters[Count.AUDIO_TRACKS_STRIPPED] += 1
         self._audit_release(
             AuditEvent.DENIED, item, detail="audio turned off: audio track stripped before sending"
         )
@@ -633,7 +633,7 @@ class Agent:
         if item is None:
             return  # a direct (status/birth) publish, or an item purged meanwhile
         if event.refused:
-            self.counters["refused_by_broker"] += 1
+            self.counters[Count.REFUSED_BY_BROKER] += 1
             for drop in self.outbox.refused([item.record_id]):
                 self._audit_release(
                     AuditEvent.REFUSED_BY_BROKER,
@@ -679,7 +679,7 @@ class Agent:
     def _decide(self, candidate: Candidate) -> Decision:
         decision = decide(candidate, self.manifest, self.consent, self.audio_on, self.clock.now())
         if decision.failure:
-            self.counters["gate_failures"] += 1
+            self.counters[Count.GATE_FAILURES] += 1
             logger.error("policy evaluation failed; nothing leaves: %s", decision.failure)
         return decision
 
@@ -723,7 +723,7 @@ class Agent:
         if decision.allowed:
             decision = self._check_media(decision, audit_counts)
         if not decision.allowed:
-            self.counters["denied"] += 1
+            self.counters[Count.DENIED] += 1
             self._audit(
                 AuditEvent.DENIED,
                 topic=self.topics.of(channel),
@@ -750,10 +750,10 @@ class Agent:
         outcome = enforce_audio_rule(clip, FieldName.AUDIO_TRACK in decision.kept)
         if outcome.stripped:
             counts["audio_tracks_stripped"] = 1
-            self.counters["audio_tracks_stripped"] += 1
+            self.counters[Count.AUDIO_TRACKS_STRIPPED] += 1
         if outcome.clip is None:
             counts["clips_refused"] = 1
-            self.counters["clips_refused"] += 1
+            self.counters[Count.CLIPS_REFUSED] += 1
             logger.warning("clip refused: %s", outcome.reason)
             return Decision(
                 decision.purpose,
@@ -784,7 +784,7 @@ class Agent:
         if isinstance(event, AudioCaptured):
             if not self.audio_on:
                 # The capture side must not even produce these; if it does, discard and count.
-                self.counters["audio_refused_at_source"] += 1
+                self.counters[Count.AUDIO_REFUSED_AT_SOURCE] += 1
                 self._audit(
                     AuditEvent.DENIED, detail="microphone samples while audio is off: discarded"
                 )
@@ -810,7 +810,7 @@ class Agent:
         command = parse_command(event.payload)
         self._audit(AuditEvent.COMMAND, size=len(event.payload), detail=type(command).__name__)
         if isinstance(command, Refused):
-            self.counters["commands_refused"] += 1  # the sender's mistake: refused, answered
+            self.counters[Count.COMMANDS_REFUSED] += 1  # the sender's mistake: refused, answered
             self._command_result(command.id, False, command.reason)
         elif isinstance(command, GrantConsent):
             self._grant(command)
@@ -857,7 +857,7 @@ class Agent:
             except StoreError as err:
                 # A grant that is not on disk must not take effect: after a reboot the
                 # device would not know it, and the app would believe it holds.
-                self.counters["consent_write_failed"] += 1
+                self.counters[Count.CONSENT_WRITE_FAILED] += 1
                 logger.error("consent grant refused: %s", err)
                 self._audit(AuditEvent.CONSENT_REFUSED, detail=f"not persisted: {err}")
                 self._command_result(command.id, False, "the device could not save the grant")
@@ -1007,7 +1007,7 @@ class Agent:
         try:
             save_consent(self._consent_path, self.consent)
         except StoreError as err:
-            self.counters["consent_write_failed"] += 1
+            self.counters[Count.CONSENT_WRITE_FAILED] += 1
             if not self._consent_unsaved:
                 logger.error("%s; the change holds in memory and is retried", err)
             self._consent_unsaved = True
@@ -1021,7 +1021,7 @@ class Agent:
         try:
             save_agent_state(self._state_path, state)
         except OSError as err:
-            self.counters["state_write_failed"] += 1
+            self.counters[Count.STATE_WRITE_FAILED] += 1
             logger.error("cannot save agent state (%s); keeping it in memory", err.strerror)
 
     def _audit(self, event: AuditEvent, **fields: object) -> None:

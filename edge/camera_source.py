@@ -19,6 +19,7 @@ from edge.errors import InputError
 from edge.inputs import MotionAlarm
 from edge.media.camera import FrameSource, open_source
 from edge.media.preview import EncodedFrames, encode_preview
+from edge.model import Count
 from edge.motion import MotionState, detect_motion
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class CameraReader:
                 source = open_source(parse_source(self._config.media.source))
             except InputError as err:
                 logger.error("camera: %s; retrying in %.1f s", err, delay)
-                self._agent.counters["camera_open_failures"] += 1
+                self._agent.counters[Count.CAMERA_OPEN_FAILURES] += 1
                 if self._stop.wait(delay):
                     return
                 delay = min(RETRY_MAX_S, delay * 2)
@@ -72,7 +73,7 @@ class CameraReader:
             delay = RETRY_FIRST_S
             if self._read(source) or source.is_file:
                 return
-            self._agent.counters["camera_gaps"] += 1
+            self._agent.counters[Count.CAMERA_GAPS] += 1
             logger.warning("camera: stream lost; reconnecting in %.1f s", delay)
             if self._stop.wait(delay):
                 return
@@ -102,7 +103,7 @@ class CameraReader:
                     self._agent.events.put(MotionAlarm(clock.now(), frame, EncodedFrames(recent)))
                 elif fired:
                     logger.warning("camera: agent busy, alarm dropped (counted)")
-                    self._agent.counters["alarms_dropped_busy"] += 1
+                    self._agent.counters[Count.ALARMS_DROPPED_BUSY] += 1
                 if source.is_file:
                     # A file plays at its own frame rate, as a camera would deliver it.
                     next_frame += period

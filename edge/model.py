@@ -74,3 +74,53 @@ class Box:
 def box_from_xyxy(x0: int, y0: int, x1: int, y1: int) -> Box:
     """Build a Box from corner coordinates (``x1``/``y1`` exclusive)."""
     return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+class Count(StrEnum):
+    """The agent's own counters (reported on ``counters``; the values are the wire keys).
+
+    Counters made from another enum's values (``dropped_<DropReason>``, ``removed_<reason>``)
+    and the media pipeline's counts are formatted where they arise."""
+
+    # the camera fired while the agent's queue was full
+    ALARMS_DROPPED_BUSY = "alarms_dropped_busy"
+    # microphone samples arrived while audio is off: discarded
+    AUDIO_REFUSED_AT_SOURCE = "audio_refused_at_source"
+    # an audio track removed from an outgoing clip (rule 5)
+    AUDIO_TRACKS_STRIPPED = "audio_tracks_stripped"
+    # availability not published: the gate removed online_status
+    AVAILABILITY_DENIED = "availability_denied"
+    # a live camera stream dropped and was reopened
+    CAMERA_GAPS = "camera_gaps"
+    # a camera source could not be opened (retried with backoff)
+    CAMERA_OPEN_FAILURES = "camera_open_failures"
+    # a clip that failed the audio rule or could not be checked
+    CLIPS_REFUSED = "clips_refused"
+    # a malformed command (answered on cmd/result)
+    COMMANDS_REFUSED = "commands_refused"
+    # a connection attempt failed
+    CONNECT_FAILURES = "connect_failures"
+    # an established connection was lost
+    CONNECTION_LOST = "connection_lost"
+    # the consent state could not be saved (retried)
+    CONSENT_WRITE_FAILED = "consent_write_failed"
+    # a message the gate let nothing of leave
+    DENIED = "denied"
+    # an item dropped because the disk was full
+    DROPPED_DISK_FULL = "dropped_disk_full"
+    # an unstored item purged when its purpose stopped
+    DROPPED_PURGED = "dropped_purged"
+    # the policy evaluation failed: nothing left
+    GATE_FAILURES = "gate_failures"
+    # a malformed device input, refused alone
+    INPUTS_REFUSED = "inputs_refused"
+    # a bug: an unexpected exception, logged with its traceback
+    INTERNAL_ERRORS = "internal_errors"
+    # the broker refused a publish (PUBACK >= 0x80)
+    REFUSED_BY_BROKER = "refused_by_broker"
+    # the agent state could not be saved (kept in memory)
+    STATE_WRITE_FAILED = "state_write_failed"
+    # the outbox could not write: disk full
+    STORE_FULL = "store_full"
+    # a transport error while handling an event (retried)
+    TRANSPORT_ERRORS = "transport_errors"
