@@ -25,25 +25,43 @@ def _receive_until(sock: socket.socket, wanted: str, seen: list[str], timeout_s:
         seen.append(sock.recv(4096).decode())
 
 
-@pytest.mark.parametrize("abstract", [False, True])
-def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool, mosquitto_binary: str) -> None:
-    mosquitto = mosquitto_binary
-    out = tmp_path / "dev"
-    port = free_port()
+def _provision(out: Path) -> None:
+    """A device and its broker config, pointed at a free loopback port."""
     subprocess.run(
-        [sys.executable, "-m", "edge", "provision", str(out), "--broker", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "provision",
+            str(out),
+            "--broker",
+            f"127.0.0.1:{free_port()}",
+        ],
         check=True,
         capture_output=True,
         timeout=60,
     )
+
+
+def _systemd_socket(tmp_path: Path, abstract: bool = False) -> tuple[socket.socket, str]:
+    """The datagram socket systemd would listen on, and the ``NOTIFY_SOCKET`` naming it."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"@edge-notify-test-{os.getpid()}" if abstract else str(tmp_path / "notify.sock")
+    notify.bind("\0" + name[1:] if abstract else name)
+    return notify, name
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_ready_watchdog_stopping(tmp_path: Path, abstract: bool, mosquitto_binary: str) -> None:
+    mosquitto = mosquitto_binary
+    out = tmp_path / "dev"
+    _provision(out)
     broker = subprocess.Popen(
         [mosquitto, "-c", str(out / "mosquitto.conf")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    name = f"@edge-notify-test-{os.getpid()}" if abstract else str(tmp_path / "notify.sock")
-    notify.bind("\0" + name[1:] if abstract else name)
+    notify, name = _systemd_socket(tmp_path, abstract)
     env = {**os.environ, "NOTIFY_SOCKET": name}
     env["WATCHDOG_USEC"] = "1000000"
     log_path = tmp_path / "agent.log"
@@ -85,16 +103,8 @@ def test_ready_while_the_broker_is_unreachable_once_the_first_status_is_queued(
     fails its start timeout and restarts in a loop): READY once its first status report
     is safely queued."""
     out = tmp_path / "dev"
-    port = free_port()  # nothing listens there
-    subprocess.run(
-        [sys.executable, "-m", "edge", "provision", str(out), "--broker", f"127.0.0.1:{port}"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    name = str(tmp_path / "notify.sock")
-    notify.bind(name)
+    _provision(out)  # no broker is started: nothing listens on its port
+    notify, name = _systemd_socket(tmp_path)
     env = {**os.environ, "NOTIFY_SOCKET": name}
     agent = subprocess.Popen(
         [sys.executable, "-m", "edge", "run", "--config", str(out / "agent.toml")],
