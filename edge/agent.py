@@ -346,9 +346,11 @@ class Agent:
             r.record_id: notes[r.record_id] for r in self._to_queue if r.record_id in notes
         }
         refused = {d.record_id for d in drops}
-        telemetry = self.topics.of(Channel.TELEMETRY)
-        if any(r.topic == telemetry and r.record_id not in refused for r in releases):
-            self._status_stored = True
+        if not self._status_stored:  # once: READY for a service manager (``ready``)
+            telemetry = self.topics.of(Channel.TELEMETRY)
+            self._status_stored = any(
+                r.topic == telemetry and r.record_id not in refused for r in releases
+            )
         # QUEUED is recorded only once the item is durable, so the trail never claims
         # an item that a crash before this commit lost.
         for queued in releases:
