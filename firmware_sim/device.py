@@ -91,8 +91,12 @@ class SimDevice:
     clip_width: int = 640
     clip_height: int = 360
     clip_frames: int = 10
-    images: Sequence[Frame] = field(default=())  # --images DIR: real frames instead of renders
+    images: Sequence[RenderedFrame] = field(default=())  # --images DIR: real photos, boxes if known
+    # Real street photos (with their plate boxes) for the alarm snapshot of day street
+    # scenes, in turn: the demo's (firmware_sim/streets). Clips stay rendered.
+    streets: Sequence[RenderedFrame] = field(default=())
     _image_index: int = 0
+    _street_index: int = 0
 
     def _rng(self, scenario: sc.Scenario, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, scenario.seed, index])
@@ -101,9 +105,9 @@ class SimDevice:
         self, rng: np.random.Generator, event: sc.MotionDetected, width: int, height: int
     ) -> RenderedFrame:
         if self.images:
-            frame = self.images[self._image_index % len(self.images)]
+            image = self.images[self._image_index % len(self.images)]
             self._image_index += 1
-            return RenderedFrame(frame, (), ())
+            return image
         if event.scene == "doorway":
             return render_doorway(rng, width, height, person=True, pet=False)
         return render_street(rng, width, height, event.plates, night=event.scene == "night")
@@ -126,7 +130,11 @@ class SimDevice:
         self, event: sc.SimEvent, at: datetime, rng: np.random.Generator, stamp: datetime
     ) -> Iterator[Output]:
         if isinstance(event, sc.MotionDetected):
-            alarm = self._render(rng, event, self.width, self.height)
+            if self.streets and event.scene == "street" and not self.images:
+                alarm = self.streets[self._street_index % len(self.streets)]
+                self._street_index += 1
+            else:
+                alarm = self._render(rng, event, self.width, self.height)
             clip: tuple[Frame, ...] = ()
             if event.clip:
                 clip = tuple(

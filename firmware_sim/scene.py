@@ -60,7 +60,7 @@ def random_plate_text(rng: np.random.Generator, style: PlateStyle) -> str:
     return chars
 
 
-def _draw_plate(img: Frame, spec: PlateSpec, night: bool) -> Box:
+def draw_plate(img: Frame, spec: PlateSpec, night: bool) -> Box:
     h = spec.height_px
     w = round(h * ASPECT[spec.style])
     x, y = spec.x, spec.y
@@ -148,7 +148,7 @@ def render_street(
         px = cx + (car_w - plate_w) // 2
         py = min(height - plate_h - 2, cy + car_w // 2 - plate_h - 4)
         text = random_plate_text(rng, style)
-        boxes.append(_draw_plate(img, PlateSpec(style, text, px, py, plate_h), night))
+        boxes.append(draw_plate(img, PlateSpec(style, text, px, py, plate_h), night))
         texts.append(text)
     if night:
         gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
@@ -184,7 +184,7 @@ def render_plate_closeup(
         -1,
     )
     text = random_plate_text(rng, style)
-    box = _draw_plate(img, PlateSpec(style, text, px, py, plate_h), night)
+    box = draw_plate(img, PlateSpec(style, text, px, py, plate_h), night)
     if tilt_deg:
         centre = (px + plate_w / 2, py + plate_h / 2)
         m = cv2.getRotationMatrix2D(centre, tilt_deg, 1.0)

@@ -105,7 +105,8 @@ def test_the_core_is_pure() -> None:
         "edge/control.py",
         "edge/outbox.py",
         "edge/policy/gate.py",
-        "edge/media/plates.py",
+        "edge/media/plate_candidates.py",
+        "edge/media/plate_verifier.py",
         "firmware_sim/scene.py",
     } <= names
 

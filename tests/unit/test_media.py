@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.errors import InputError
-from edge.media import plates
+from edge.media import plate_candidates as plates
 from edge.media.anonymise import FallbackReason, anonymise
 from edge.media.audio import validate_audio
 from edge.media.blur import blur_everything, blur_regions

@@ -1,0 +1,115 @@
+"""Pure: judge the classical candidates with a learned verifier, and keep plates whole.
+
+The classical passes (``edge.media.plate_candidates``) find every plate and much else:
+bodywork, grilles, signs, foliage. A small CNN (``scripts/train_plate_verifier.py``)
+scores each candidate from a grey crop of its core (the characters it was found from,
+which look alike at every size); boxes under their threshold go, which is what keeps a
+snapshot worth looking at. Three rules keep the verifier from opening a leak:
+
+- A dropped box that holds most of a kept box, and is not much larger, stays: the
+  larger box is usually the whole plate and the kept one a few of its characters, so
+  dropping it would turn a covered plate into a partly covered one.
+- Cores too small for their crop to show characters (``MIN_JUDGED_HEIGHT_PX``) are kept
+  unjudged; small boxes need less evidence (``threshold_for``): they cost the picture
+  little, and a far plate's few pixels are the verifier's least certain case.
+
+The network runs through ``cv2.dnn`` (no extra dependency); it is passed in, so this
+module stays free of file I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.model import Box
+
+MIN_JUDGED_HEIGHT_PX = 12  # frame pixels: a core lower than this is kept without a verdict
+SMALL_SHARE = 0.003  # a box under this share of the frame (~80x80 px in 1080p) ...
+SMALL_THRESHOLD = 0.1  # ... is kept from this score on (see threshold_for)
+LARGE_SHARE = 0.1  # a box over this share of the frame ...
+LARGE_THRESHOLD = 0.8  # ... needs at least this score (see threshold_for)
+CONTAINS_SHARE = 0.5  # a dropped box holding this share of a kept box ...
+CONTAINS_MAX_AREA = 6.0  # ... and at most this many times its area stays (a whole plate)
+
+
+def crop_batch(
+    gray: NDArray[np.uint8], boxes: Sequence[Box], size: Sequence[int]
+) -> NDArray[np.float32]:
+    """The boxes of ``gray`` fitted into ``size`` (height, width) with their shape kept
+    (the rest filled with the box's mean grey), as an N x 1 x H x W blob in [0, 1]: the
+    verifier's input, built the same way for training. Keeping the shape tells the
+    network what stretching would hide: a plate is a wide box, a tree's box is not."""
+    height, width = int(size[0]), int(size[1])
+    frame_h, frame_w = gray.shape[:2]
+    blob = np.zeros((len(boxes), 1, height, width), np.float32)
+    for i, box in enumerate(boxes):
+        clipped = box.clip(frame_w, frame_h)
+        if clipped is None:
+            continue
+        roi = gray[clipped.y : clipped.y + clipped.h, clipped.x : clipped.x + clipped.w]
+        scale = min(width / clipped.w, height / clipped.h)
+        w = min(width, max(1, round(clipped.w * scale)))
+        h = min(height, max(1, round(clipped.h * scale)))
+        resized = cv2.resize(
+            roi, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
+        top, left = (height - h) // 2, (width - w) // 2
+        blob[i, 0] = float(cv2.mean(roi)[0])
+        blob[i, 0, top : top + h, left : left + w] = resized
+    blob *= 1.0 / 255.0
+    return blob
+
+
+def plate_scores(
+    net: cv2.dnn.Net, gray: NDArray[np.uint8], boxes: Sequence[Box], size: Sequence[int]
+) -> NDArray[np.float32]:
+    """The verifier's probability that each box holds a plate."""
+    if not boxes:
+        return np.zeros(0, np.float32)
+    net.setInput(crop_batch(gray, boxes, size))
+    logits = np.asarray(net.forward(), np.float32).reshape(-1)
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)), np.float32)
+
+
+def _contains(outer: Box, inner: Box) -> bool:
+    ix = min(outer.x + outer.w, inner.x + inner.w) - max(outer.x, inner.x)
+    iy = min(outer.y + outer.h, inner.y + inner.h) - max(outer.y, inner.y)
+    inner_area = inner.w * inner.h
+    return (
+        ix > 0
+        and iy > 0
+        and ix * iy >= CONTAINS_SHARE * inner_area
+        and outer.w * outer.h <= CONTAINS_MAX_AREA * inner_area
+    )
+
+
+def threshold_for(box: Box, frame_area: int, threshold: float) -> float:
+    """The score a box needs to be kept: ``threshold``, or ``small_threshold`` for a box
+    under ``SMALL_SHARE`` of the frame. A plate missed costs the same at any size; a box
+    blurred for nothing costs the picture its area, so a small box needs less evidence."""
+    if box.area < SMALL_SHARE * frame_area:
+        return SMALL_THRESHOLD
+    if box.area > LARGE_SHARE * frame_area:
+        return max(threshold, LARGE_THRESHOLD)
+    return threshold
+
+
+def kept_boxes(
+    boxes: Sequence[Box], cores: Sequence[Box], scores: Sequence[float], thresholds: Sequence[float]
+) -> list[Box]:
+    """The boxes a plate may be in: judged plates, boxes whose core is too small to judge,
+    and dropped boxes that hold a kept one (see the module's docstring)."""
+    kept = [
+        b
+        for b, core, s, t in zip(boxes, cores, scores, thresholds, strict=True)
+        if s >= t or core.h < MIN_JUDGED_HEIGHT_PX
+    ]
+    judged = set(kept)
+    # One step only: a restored box does not restore the boxes around it in turn (a chain
+    # of "holds most of" would grow from a plate to the whole car).
+    restored = [b for b in boxes if b not in judged and any(_contains(b, k) for k in judged)]
+    return kept + restored
