@@ -39,7 +39,9 @@ def _tile(frame: np.ndarray, label: str) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--old", type=Path, help="an older plates.py to show beside it")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "plates-before-after.jpg")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "img" / "plates-before-after.jpg"
+    )
     args = parser.parse_args()
     old = None
     if args.old:

@@ -102,14 +102,16 @@ def kept_boxes(
     boxes: Sequence[Box], cores: Sequence[Box], scores: Sequence[float], thresholds: Sequence[float]
 ) -> list[Box]:
     """The boxes a plate may be in: judged plates, boxes whose core is too small to judge,
-    and dropped boxes that hold a kept one (see the module's docstring)."""
-    kept = [
+    and dropped boxes that hold a judged plate (see the module's docstring)."""
+    judged = [b for b, s, t in zip(boxes, scores, thresholds, strict=True) if s >= t]
+    unjudged = [
         b
         for b, core, s, t in zip(boxes, cores, scores, thresholds, strict=True)
-        if s >= t or core.h < MIN_JUDGED_HEIGHT_PX
+        if s < t and core.h < MIN_JUDGED_HEIGHT_PX
     ]
-    judged = set(kept)
-    # One step only: a restored box does not restore the boxes around it in turn (a chain
-    # of "holds most of" would grow from a plate to the whole car).
-    restored = [b for b in boxes if b not in judged and any(_contains(b, k) for k in judged)]
-    return kept + restored
+    # One step only, and only from what the verifier judged: a restored box does not
+    # restore the boxes around it in turn (a chain of "holds most of" would grow from a
+    # plate to the whole car), nor does a box too small to judge.
+    found = set(judged) | set(unjudged)
+    restored = [b for b in boxes if b not in found and any(_contains(b, k) for k in judged)]
+    return judged + unjudged + restored

@@ -78,3 +78,13 @@ def test_small_boxes_need_less_evidence() -> None:
     assert small.area < SMALL_SHARE * frame_area < large.area
     assert threshold_for(small, frame_area, 0.5) == SMALL_THRESHOLD < 0.5
     assert threshold_for(large, frame_area, 0.5) == 0.5
+
+
+def test_a_box_too_small_to_judge_restores_nothing() -> None:
+    """A far plate's tiny box is kept unjudged; the larger dropped box around it is the
+    verifier's "no", and stays dropped (else every speck grows back a wall)."""
+    tiny_core = Box(100, 100, 20, MIN_JUDGED_HEIGHT_PX - 1)
+    tiny = Box(95, 95, 30, 20)
+    wall = Box(80, 80, 80, 50)
+    kept = kept_boxes([tiny, wall], [tiny_core, wall], [0.0, 0.0], [0.5, 0.5])
+    assert kept == [tiny]
