@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.media.anonymise import anonymise_clip
 from edge.media.clip import make_clip
-from firmware_sim.__main__ import STREETS, load_images
+from firmware_sim.photos import STREETS, load_images
 
 
 def _frames(count: int) -> list[np.ndarray]:

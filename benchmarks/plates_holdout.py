@@ -21,19 +21,9 @@ import cv2
 import numpy as np
 
 from edge.media import plates
-from edge.model import Box
+from firmware_sim.photos import read_plate_boxes
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def read_boxes(txt: Path) -> list[Box]:
-    out = []
-    for line in txt.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 5:
-            x, y, w, h = (int(float(v)) for v in parts[1:5])
-            out.append(Box(x, y, w, h))
-    return out
 
 
 def main() -> int:
@@ -50,7 +40,7 @@ def main() -> int:
             image = cv2.imread(str(p))
             if image is None:
                 raise SystemExit(f"error: cannot read {p}")
-            frames.append((p, np.asarray(image, np.uint8), read_boxes(p.with_suffix(".txt"))))
+            frames.append((p, np.asarray(image, np.uint8), read_plate_boxes(p.with_suffix(".txt"))))
     if not frames:
         raise SystemExit(f"error: no frames of {args.videos} under {args.data}")
     for threshold in args.thresholds:

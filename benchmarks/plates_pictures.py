@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from edge.media.plates import blur_plates
-from firmware_sim.__main__ import STREETS, load_images
+from firmware_sim.photos import STREETS, load_images
 
 ROOT = Path(__file__).resolve().parents[1]
 TILE_W = 480

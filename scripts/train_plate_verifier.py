@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from edge.media.plate_candidates import candidate_boxes  # noqa: E402
 from edge.media.plate_verifier import MIN_JUDGED_HEIGHT_PX, crop_batch  # noqa: E402
 from edge.model import Box  # noqa: E402
+from firmware_sim.photos import read_plate_boxes  # noqa: E402
 from firmware_sim.scene import (  # noqa: E402
     PlateStyle,
     render_plate_closeup,
@@ -68,17 +69,6 @@ CONFIG = {
 }
 
 OUT = ROOT / "edge" / "media" / "models"
-
-
-def read_boxes(txt: Path) -> list[Box]:
-    """The evaluator's format: ``file x y w h text`` per line, tab or space separated."""
-    boxes = []
-    for line in txt.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 5:
-            x, y, w, h = (int(float(v)) for v in parts[1:5])
-            boxes.append(Box(x, y, w, h))
-    return boxes
 
 
 def label(core: Box, plates: list[Box]) -> int:
@@ -314,7 +304,7 @@ def ro_frames(data: Path, videos_out: bool) -> Iterator[tuple[str, NDArray[np.ui
         frame = cv2.imread(str(path))
         if frame is None:
             raise SystemExit(f"error: cannot read {path}")
-        yield path.stem, frame, read_boxes(path.with_suffix(".txt"))
+        yield path.stem, frame, read_plate_boxes(path.with_suffix(".txt"))
 
 
 def collect(

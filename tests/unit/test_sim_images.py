@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edge.model import Box
-from firmware_sim.__main__ import load_images
 from firmware_sim.errors import SimError
+from firmware_sim.photos import load_images
 
 
 def test_photos_of_different_sizes_are_letterboxed_to_one_camera_size(tmp_path: Path) -> None:
@@ -44,3 +44,12 @@ def test_a_malformed_box_file_names_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "car.txt").write_text("car.png 1 2 3 4\ncar.png one two\n")
     with pytest.raises(SimError, match=r"car.txt:2: expected 'file x y w h'"):
         load_images(tmp_path)
+
+
+def test_the_demo_streets_are_real_frames_with_their_plates() -> None:
+    from firmware_sim.photos import STREETS
+
+    streets = load_images(STREETS)
+    assert len(streets) == 4
+    assert all(s.frame.shape == (720, 1280, 3) and s.plate_boxes for s in streets)
+    assert (STREETS / "LICENSE").read_text().startswith("MIT License")
