@@ -67,24 +67,35 @@ def crop_batch(
 def plate_scores(
     net: cv2.dnn.Net, gray: NDArray[np.uint8], boxes: Sequence[Box], size: Sequence[int]
 ) -> NDArray[np.float32]:
-    """The verifier's probability that each box holds a plate."""
+    """The verifier's probability that each box holds a plate (a box found several
+    times, by several passes, is scored once)."""
     if not boxes:
         return np.zeros(0, np.float32)
-    net.setInput(crop_batch(gray, boxes, size))
+    unique = list(dict.fromkeys(boxes))
+    net.setInput(crop_batch(gray, unique, size))
     logits = np.asarray(net.forward(), np.float32).reshape(-1)
-    return np.asarray(1.0 / (1.0 + np.exp(-logits)), np.float32)
+    by_box = dict(zip(unique, (1.0 / (1.0 + np.exp(-logits))).tolist(), strict=True))
+    return np.asarray([by_box[b] for b in boxes], np.float32)
 
 
-def _contains(outer: Box, inner: Box) -> bool:
-    ix = min(outer.x + outer.w, inner.x + inner.w) - max(outer.x, inner.x)
-    iy = min(outer.y + outer.h, inner.y + inner.h) - max(outer.y, inner.y)
-    inner_area = inner.w * inner.h
-    return (
-        ix > 0
-        and iy > 0
-        and ix * iy >= CONTAINS_SHARE * inner_area
-        and outer.w * outer.h <= CONTAINS_MAX_AREA * inner_area
+def _holding(outers: Sequence[Box], inners: Sequence[Box]) -> list[bool]:
+    """For each outer box, whether it holds ``CONTAINS_SHARE`` of some inner box and is at
+    most ``CONTAINS_MAX_AREA`` times its area (all pairs at once: a frame has ~100)."""
+    if not outers or not inners:
+        return [False] * len(outers)
+    o = np.asarray([(b.x, b.y, b.x + b.w, b.y + b.h) for b in outers], np.int64)[:, None, :]
+    i = np.asarray([(b.x, b.y, b.x + b.w, b.y + b.h) for b in inners], np.int64)[None, :, :]
+    ix = np.minimum(o[..., 2], i[..., 2]) - np.maximum(o[..., 0], i[..., 0])
+    iy = np.minimum(o[..., 3], i[..., 3]) - np.maximum(o[..., 1], i[..., 1])
+    inner_area = (i[..., 2] - i[..., 0]) * (i[..., 3] - i[..., 1])
+    outer_area = (o[..., 2] - o[..., 0]) * (o[..., 3] - o[..., 1])
+    holds = (
+        (ix > 0)
+        & (iy > 0)
+        & (np.maximum(ix, 0) * np.maximum(iy, 0) >= CONTAINS_SHARE * inner_area)
+        & (outer_area <= CONTAINS_MAX_AREA * inner_area)
     )
+    return [bool(v) for v in holds.any(axis=1)]
 
 
 def threshold_for(box: Box, frame_area: int, threshold: float) -> float:
@@ -113,5 +124,6 @@ def kept_boxes(
     # restore the boxes around it in turn (a chain of "holds most of" would grow from a
     # plate to the whole car), nor does a box too small to judge.
     found = set(judged) | set(unjudged)
-    restored = [b for b in boxes if b not in found and any(_contains(b, k) for k in judged)]
+    dropped = [b for b in boxes if b not in found]
+    restored = [b for b, held in zip(dropped, _holding(dropped, judged), strict=True) if held]
     return judged + unjudged + restored
