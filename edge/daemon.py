@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import threading
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import FrameType
 
@@ -165,6 +166,19 @@ def reload_config(path: Path, current: AgentConfig) -> list[str]:
     return keys
 
 
+def plate_model_problem(folder: Traversable | None = None) -> str | None:
+    """Why the plate verifier cannot be used (None: it can). Checked at start so that an
+    operator reads it at once: without it the agent still runs, but blurs every snapshot
+    and clip frame whole (the anonymiser fails closed, counted and audited)."""
+    from edge.media.plates import PlateModelError, load_verifier
+
+    try:
+        load_verifier(folder)
+    except PlateModelError as err:
+        return str(err)
+    return None
+
+
 def run(
     config: AgentConfig,
     stop_event: threading.Event | None = None,
@@ -222,6 +236,9 @@ def run(
         agent.manifest.version,
         ", ".join(str(e) for e in config.broker.endpoints),
     )
+    problem = plate_model_problem()
+    if problem is not None:
+        logger.error("plate anonymiser degraded, every image will be blurred whole: %s", problem)
     notifier = Notifier()
     try:
         agent.start()  # agent.run(), with a systemd notify turn after each step

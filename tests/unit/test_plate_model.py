@@ -71,3 +71,12 @@ def test_a_detector_whose_model_is_gone_blurs_the_whole_frame(tmp_path: Path) ->
     result = anonymise(frame, budget_s=1.0, monotonic=lambda: 0.0, detector=detector)
     assert result.fallback is FallbackReason.DETECTOR_FAILED
     assert not np.array_equal(result.frame, frame)
+
+
+def test_the_daemon_says_at_start_whether_the_plate_model_is_usable(tmp_path: Path) -> None:
+    from edge.daemon import plate_model_problem
+
+    assert plate_model_problem() is None
+    problem = plate_model_problem(tmp_path)
+    assert problem is not None
+    assert "cannot be read" in problem
