@@ -4,7 +4,7 @@ The classical passes (``edge.media.plate_candidates``) find every plate and much
 bodywork, grilles, signs, foliage. A small CNN (``scripts/train_plate_verifier.py``)
 scores each candidate from a grey crop of its core (the characters it was found from,
 which look alike at every size); boxes under their threshold go, which is what keeps a
-snapshot worth looking at. Three rules keep the verifier from opening a leak:
+snapshot worth looking at. Two rules keep the verifier from opening a leak:
 
 - A dropped box that holds most of a kept box, and is not much larger, stays: the
   larger box is usually the whole plate and the kept one a few of its characters, so
@@ -92,16 +92,17 @@ def _holding(outers: Sequence[Box], inners: Sequence[Box]) -> list[bool]:
     holds = (
         (ix > 0)
         & (iy > 0)
-        & (np.maximum(ix, 0) * np.maximum(iy, 0) >= CONTAINS_SHARE * inner_area)
+        & (ix * iy >= CONTAINS_SHARE * inner_area)
         & (outer_area <= CONTAINS_MAX_AREA * inner_area)
     )
     return [bool(v) for v in holds.any(axis=1)]
 
 
 def threshold_for(box: Box, frame_area: int, threshold: float) -> float:
-    """The score a box needs to be kept: ``threshold``, or ``small_threshold`` for a box
-    under ``SMALL_SHARE`` of the frame. A plate missed costs the same at any size; a box
-    blurred for nothing costs the picture its area, so a small box needs less evidence."""
+    """The score a box needs to be kept: ``SMALL_THRESHOLD`` under ``SMALL_SHARE`` of the
+    frame, at least ``LARGE_THRESHOLD`` over ``LARGE_SHARE``, else ``threshold``. A plate
+    missed costs the same at any size; a box blurred for nothing costs the picture its
+    area, so a small box needs less evidence and a large one more."""
     if box.area < SMALL_SHARE * frame_area:
         return SMALL_THRESHOLD
     if box.area > LARGE_SHARE * frame_area:
