@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from certs.pki import provision
-from edge.audit_log import read_records
 from edge.inputs import MotionAlarm
+from edge.shell.audit_log import read_records
 from firmware_sim.broker import BrokerTls, start_mosquitto
 from firmware_sim.harness import AgentHarness, SimClock, agent_config, prepare_device
 from firmware_sim.scene import PlateStyle, render_street

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge.media.anonymise import anonymise_clip
-from edge.media.clip import make_clip
+from edge.shell.clip import make_clip
 from firmware_sim.photos import STREETS, load_images
 
 

@@ -29,9 +29,9 @@ from edge.outbox import Outbox, OutboxItem
 from edge.policy.catalogue import FieldName
 from edge.policy.consent import ConsentState
 from edge.policy.gate import Candidate, decide
-from edge.policy.shipped import load_manifest
 from edge.release import release
-from edge.store import SqliteOutboxStore
+from edge.shell.shipped import load_manifest
+from edge.shell.store import SqliteOutboxStore
 
 N = 5000
 RUNS = 5

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edge.model import Priority, Purpose
 from edge.outbox import Outbox, OutboxItem
-from edge.store import SqliteOutboxStore
+from edge.shell.store import SqliteOutboxStore
 
 CLIP_BYTES = 64 * 1024
 RUNS = 5

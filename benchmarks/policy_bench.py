@@ -13,7 +13,7 @@ from edge.model import Purpose
 from edge.policy.catalogue import FieldName
 from edge.policy.consent import ConsentState
 from edge.policy.gate import Candidate, decide
-from edge.policy.shipped import load_manifest
+from edge.shell.shipped import load_manifest
 
 N = 50_000
 

@@ -26,9 +26,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from certs.pki import provision
-from edge.audit_log import read_records
 from edge.inputs import StatusDue
-from edge.store import SqliteOutboxStore
+from edge.shell.audit_log import read_records
+from edge.shell.store import SqliteOutboxStore
 from firmware_sim.broker import BrokerTls, start_mosquitto
 from firmware_sim.harness import AgentHarness, SimClock, agent_config, prepare_device
 from firmware_sim.link import LinkRelay

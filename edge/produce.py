@@ -145,7 +145,7 @@ def _clip(
     audio: Sequence[AudioCaptured],
     monotonic: Callable[[], float],
 ) -> Produced:
-    from edge.media.clip import make_clip  # PyAV costs ~20 MB: load it only for clips
+    from edge.shell.clip import make_clip  # PyAV costs ~20 MB: load it only for clips
 
     budget_s = config.media.anonymiser_budget_ms / 1000.0
     blurred = 0
@@ -274,7 +274,7 @@ def clip_payload_for_sending(payload: bytes, audio_allowed: bool) -> tuple[bytes
     ``enforce_audio_rule`` (fail closed: a clip that cannot be checked does not leave)."""
     import base64
 
-    from edge.media.clip import enforce_audio_rule
+    from edge.shell.clip import enforce_audio_rule
 
     try:
         body = json.loads(payload)

@@ -29,7 +29,7 @@ from pathlib import Path
 from certs.errors import CertError
 from certs.pki import Identity, Pki, provision
 from edge.errors import EdgeError
-from edge.policy.shipped import list_versions, load_manifest
+from edge.shell.shipped import list_versions, load_manifest
 from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from firmware_sim.device import SimDevice
 from firmware_sim.errors import SimError

@@ -1,6 +1,6 @@
 """Shell: runs the real agent for one simulated device, in this process, against a broker.
 
-The agent is the production ``edge.agent.Agent`` with its real transport, store, audit
+The agent is the production ``edge.shell.agent.Agent`` with its real transport, store, audit
 trail and policy gate; only its clock is simulated (``SimClock``: time can run faster and
 jump, as an RTC does). The simulated user's app holds an Ed25519 key whose public half
 is the agent's enrolled app key, and sends commands through the broker like a backend.
@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from certs.pki import Identity, Pki
-from edge.agent import Agent, Stop
 from edge.config import (
     AgentConfig,
     AudioConfig,
@@ -35,8 +34,9 @@ from edge.config import (
 from edge.inputs import DeviceInput
 from edge.policy.receipts import ReceiptBody, sign_receipt
 from edge.session import Endpoint
-from edge.tls import TlsFiles, TlsIdentity
-from edge.transport import MqttTransport
+from edge.shell.agent import Agent, Stop
+from edge.shell.tls import TlsFiles, TlsIdentity
+from edge.shell.transport import MqttTransport
 from firmware_sim.errors import SimError
 from firmware_sim.observer import Observer, client_context
 
@@ -152,7 +152,7 @@ class AgentHarness:
         )
 
     def start(self, tick_s: float = 0.05) -> Agent:
-        from edge.daemon import load_app_key
+        from edge.cli.daemon import load_app_key
 
         key = load_app_key(self.setup.app_public_key_path)
         agent = Agent(

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.agent import Agent, Stop
 from edge.config import (
     AgentConfig,
     AudioConfig,
@@ -26,6 +25,7 @@ from edge.config import (
 from edge.inputs import AudioCaptured, MotionAlarm
 from edge.policy.receipts import ReceiptBody, sign_receipt
 from edge.session import Endpoint, TransportEvent
+from edge.shell.agent import Agent, Stop
 from firmware_sim.device import FromApp, SimDevice, ToAgent
 from firmware_sim.memory_link import MemoryBroker, MemoryTransport
 from firmware_sim.observer import Observed

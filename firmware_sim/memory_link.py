@@ -24,7 +24,7 @@ from edge.session import (
     Subscribed,
     TransportEvent,
 )
-from edge.transport import Will
+from edge.shell.transport import Will
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from edge.audit import AuditRecord
-from edge.audit_log import read_records, verify_file
-from edge.policy.cli import show_text
-from edge.policy.shipped import load_manifest
+from edge.cli.policy import show_text
+from edge.shell.audit_log import read_records, verify_file
+from edge.shell.shipped import load_manifest
 from firmware_sim.leak_audit import AuditSummary
 from firmware_sim.runner import RunRecord
 

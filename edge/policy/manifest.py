@@ -5,7 +5,7 @@ for which purpose, on which lawful basis, for how long, each with the words of t
 it relies on (``quote``) so that a test can find every citation in ``../shared/seeds/``.
 Readings of ambiguous text are recorded in the file next to what they decide.
 
-Parsing is pure; the shipped manifest files are read by ``edge.policy.shipped``.
+Parsing is pure; the shipped manifest files are read by ``edge.shell.shipped``.
 """
 
 from __future__ import annotations

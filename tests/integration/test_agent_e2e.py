@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from certs.pki import Pki
-from edge.audit_log import read_records, verify_file
 from edge.inputs import StatusDue
+from edge.shell.audit_log import read_records, verify_file
 from firmware_sim.broker import MosquittoBroker
 from firmware_sim.device import SimDevice
 from firmware_sim.harness import (
@@ -277,8 +277,8 @@ def test_expired_alarms_are_never_delivered(
 def test_leak_audit_catches_a_deliberately_leaky_gate(
     pki: Pki, broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import edge.agent
     import edge.policy.gate
+    import edge.shell.agent
     from edge.policy.catalogue import FieldName
     from edge.policy.gate import Decision
 
@@ -299,7 +299,7 @@ def test_leak_audit_catches_a_deliberately_leaky_gate(
             )
         return decision
 
-    monkeypatch.setattr(edge.agent, "decide", leaky)
+    monkeypatch.setattr(edge.shell.agent, "decide", leaky)
     w = _world(pki, broker, tmp_path, "en-2020-01-19")
     try:
         record = run_scenario(

@@ -21,8 +21,8 @@ from edge.session import (
     PublishAcked,
     TransportEvent,
 )
-from edge.tls import TlsFiles, build_ssl_context
-from edge.transport import MqttTransport, Will
+from edge.shell.tls import TlsFiles, build_ssl_context
+from edge.shell.transport import MqttTransport, Will
 from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from tests.integration.conftest import observer_for
 

@@ -20,8 +20,8 @@ from edge.session import (
     Protocol,
     TransportEvent,
 )
-from edge.tls import TlsFiles, build_ssl_context
-from edge.transport import MqttTransport, Will
+from edge.shell.tls import TlsFiles, build_ssl_context
+from edge.shell.transport import MqttTransport, Will
 from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from firmware_sim.harness import (
     AgentHarness,

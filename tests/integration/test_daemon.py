@@ -167,7 +167,7 @@ def test_daemon_with_the_sim_source_sends_its_status_report_at_start_and_after(
 def test_daemon_killed_mid_work_restarts_with_nothing_lost(
     tmp_path: Path, pki: Pki, broker: MosquittoBroker
 ) -> None:
-    from edge.audit_log import read_records
+    from edge.shell.audit_log import read_records
 
     video = _video(tmp_path / "street.avi", frames=60)
     config = _config(tmp_path, pki, broker, str(video))

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from certs.pki import Pki
-from edge.audit_log import verify_file
 from edge.inputs import MotionAlarm
+from edge.shell.audit_log import verify_file
 from firmware_sim.broker import MosquittoBroker
 from firmware_sim.harness import (
     AgentHarness,

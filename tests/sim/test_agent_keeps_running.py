@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.agent import Stop
 from edge.errors import StoreKeyError
 from edge.inputs import AudioCaptured, DiagnosticsSampled, MotionAlarm, StatusDue
 from edge.model import Priority, Purpose
 from edge.outbox import OutboxItem
 from edge.policy.catalogue import FieldName
-from edge.policy.shipped import load_manifest
+from edge.shell.agent import Stop
+from edge.shell.shipped import load_manifest
 from firmware_sim.in_memory import MemoryDevice
 from firmware_sim.scene import PlateStyle, render_street
 
@@ -153,7 +153,7 @@ def test_no_availability_leaves_where_the_gate_removes_online_status(
     kept = tuple(c for c in manifest.clauses if c.field is not FieldName.ONLINE_STATUS)
     index = {k: v for k, v in manifest._index.items() if v.field is not FieldName.ONLINE_STATUS}
     stripped = replace(manifest, clauses=kept, _index=index)
-    monkeypatch.setattr("edge.agent.load_manifest", lambda version: stripped)
+    monkeypatch.setattr("edge.shell.agent.load_manifest", lambda version: stripped)
     device = MemoryDevice(tmp_path, "en-2020-01-19")
     device.drain()
     device.broker.go_down()  # a lost link: the broker would send the Will now

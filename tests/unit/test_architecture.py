@@ -1,8 +1,13 @@
-"""The architecture, checked by a rule that cannot go stale: every module of ``edge``,
-``certs`` and ``firmware_sim`` says in the first word of its docstring whether it is
-``Shell`` (it may do I/O) or ``Pure``; a pure module imports nothing that does I/O or
-reads the clock or randomness, and calls neither ``open`` nor ``now``. Only the transport
-imports paho. A new module that says neither is a failure, not a silent pass."""
+"""The architecture, checked by rules that cannot go stale.
+
+In ``edge`` the folder says it: everything under ``edge/shell/`` and ``edge/cli/`` may do
+I/O; every other module is the pure core (``edge/__main__.py`` only hands over to
+``edge.cli.main``, since Python wants it at the package root). A pure module imports
+nothing that does I/O or reads the clock or randomness, and calls neither ``open`` nor
+``now``. ``certs`` and ``firmware_sim`` mix both kinds in one folder, so each of their
+modules says in the first word of its docstring whether it is ``Shell`` or ``Pure``, and
+the same check applies. Only the transport imports paho. A module that fits no rule is a
+failure, not a silent pass."""
 
 from __future__ import annotations
 
@@ -26,9 +31,11 @@ FORBIDDEN_IN_PURE = {
     "uuid",
     "random",
     "importlib.resources",
-    "edge.transport",
-    "edge.store",
+    "edge.shell.transport",
+    "edge.shell.store",
+    "edge.cli",
 }
+SHELL_FOLDERS = ("edge/shell", "edge/cli")
 FORBIDDEN_CALLS = {"open", "now", "utcnow", "today"}
 
 
@@ -36,8 +43,23 @@ def _modules() -> list[Path]:
     return [path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))]
 
 
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+
+
+def _in_shell_folder(path: Path) -> bool:
+    rel = _rel(path)
+    return any(rel.startswith(folder + "/") for folder in SHELL_FOLDERS)
+
+
 def _kind(path: Path) -> str:
-    """``shell`` or ``pure`` from the docstring's first word; ``""`` if it says neither."""
+    """``shell`` or ``pure``: by folder in ``edge``, by the docstring's first word
+    elsewhere; ``""`` if a ``certs`` or ``firmware_sim`` module says neither."""
+    rel = _rel(path)
+    if rel == "edge/__main__.py":
+        return "shell"  # test_main_only_hands_over: it may only import edge.cli.main
+    if rel.startswith("edge/"):
+        return "shell" if _in_shell_folder(path) else "pure"
     doc = ast.get_docstring(ast.parse(path.read_text(), filename=str(path))) or ""
     first = doc.split(":", 1)[0].strip().lower() if ":" in doc.split("\n", 1)[0] else ""
     if first.startswith("shell"):
@@ -111,13 +133,36 @@ def test_the_core_is_pure() -> None:
     } <= names
 
 
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules() if p.relative_to(ROOT).as_posix().startswith("edge/")],
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
+)
+def test_edge_docstrings_agree_with_their_folder(path: Path) -> None:
+    """The folder decides; a docstring that claims otherwise misleads its reader."""
+    if _declared(path):
+        return
+    doc = ast.get_docstring(ast.parse(path.read_text(), filename=str(path))) or ""
+    said = doc.split(":", 1)[0].strip().lower()
+    expected = "shell" if _in_shell_folder(path) or path.name == "__main__.py" else "pure"
+    assert said.startswith(expected), (
+        f"{path.relative_to(ROOT)} lives where modules are {expected}; its docstring "
+        f"should start with '{expected.capitalize()}:'"
+    )
+
+
+def test_main_only_hands_over() -> None:
+    main = ROOT / "edge" / "__main__.py"
+    assert _imports(main) == {"edge.cli.main", "edge.cli.main.run"}
+
+
 def test_only_transport_imports_paho() -> None:
     offenders = [
         path.relative_to(ROOT).as_posix()
         for path in sorted((ROOT / "edge").rglob("*.py"))
         if any(m == "paho" or m.startswith("paho.") for m in _imports(path))
     ]
-    assert offenders == ["edge/transport.py"]
+    assert offenders == ["edge/shell/transport.py"]
 
 
 def test_architecture_check_catches_an_impure_module(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.audit import AuditEvent, chain, verify
-from edge.audit_log import AuditLog, read_records, verify_file
+from edge.shell.audit_log import AuditLog, read_records, verify_file
 from tests.cli import run_edge
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.errors import InputError
-from edge.media.camera import CameraError, open_source
+from edge.shell.camera import CameraError, open_source
 
 
 def _write_video(path: Path, count: int) -> None:

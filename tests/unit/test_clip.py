@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from edge.media.clip import check_outgoing_clip, make_clip
+from edge.shell.clip import check_outgoing_clip, make_clip
 
 _ASS_HEADER = (
     b"[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name\nStyle: Default\n\n"

@@ -23,9 +23,9 @@ from edge.policy.consent import (
     to_json,
     withdraw,
 )
-from edge.policy.consent_file import load_consent, save_consent
 from edge.policy.receipts import ReceiptBody, parse_receipt, sign_receipt
-from edge.policy.shipped import load_manifest
+from edge.shell.consent_file import load_consent, save_consent
+from edge.shell.shipped import load_manifest
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 APP = Ed25519PrivateKey.generate()

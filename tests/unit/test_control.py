@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edge import control
 from edge.model import Purpose
-from edge.policy.shipped import load_manifest
+from edge.shell.shipped import load_manifest
 
 
 def test_a_switch_to_a_version_without_consent_purposes_stops_the_granted_ones() -> None:

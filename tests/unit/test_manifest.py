@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from edge.cli.policy import disclosures_markdown
 from edge.errors import PolicyError
 from edge.model import Purpose
 from edge.policy.catalogue import FieldName
-from edge.policy.cli import disclosures_markdown
 from edge.policy.manifest import Basis, manifest_citations, parse_manifest
-from edge.policy.shipped import list_versions, load_manifest
+from edge.shell.shipped import list_versions, load_manifest
 from tests.conftest import running_under_ci
 
 ROOT = Path(__file__).resolve().parents[2]

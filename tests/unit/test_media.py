@@ -14,11 +14,11 @@ from edge.media import plate_candidates as plates
 from edge.media.anonymise import FallbackReason, anonymise
 from edge.media.audio import validate_audio
 from edge.media.blur import blur_everything, blur_regions
-from edge.media.clip import check_outgoing_clip, inspect_clip, make_clip, strip_audio
 from edge.media.frames import validate_frame
 from edge.media.plates import blur_plates, detect_plates
 from edge.media.snapshot import encode_snapshot, jpeg_segments, strip_jpeg_metadata
 from edge.model import Box
+from edge.shell.clip import check_outgoing_clip, inspect_clip, make_clip, strip_audio
 
 
 def _detail(image: np.ndarray, box: Box) -> float:

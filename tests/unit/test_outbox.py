@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from edge.model import Priority, Purpose
 from edge.outbox import DropReason, InMemoryOutboxStore, Outbox, OutboxItem, OutboxStore
-from edge.store import SqliteOutboxStore
+from edge.shell.store import SqliteOutboxStore
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 KEY = bytes(range(32))

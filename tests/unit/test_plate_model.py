@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge.media.anonymise import FallbackReason, anonymise
-from edge.media.plates import PlateModelError, load_verifier
+from edge.shell.plate_model import PlateModelError, load_verifier
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "edge" / "media" / "models"
@@ -74,7 +74,7 @@ def test_a_detector_whose_model_is_gone_blurs_the_whole_frame(tmp_path: Path) ->
 
 
 def test_the_daemon_says_at_start_whether_the_plate_model_is_usable(tmp_path: Path) -> None:
-    from edge.daemon import plate_model_problem
+    from edge.cli.daemon import plate_model_problem
 
     assert plate_model_problem() is None
     problem = plate_model_problem(tmp_path)

@@ -15,7 +15,7 @@ from edge.policy.consent import ConsentState, grant, withdraw
 from edge.policy.gate import Candidate, Reason, decide
 from edge.policy.manifest import Basis
 from edge.policy.receipts import ReceiptBody, sign_receipt
-from edge.policy.shipped import list_versions, load_manifest
+from edge.shell.shipped import list_versions, load_manifest
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from edge.errors import InputError
-from edge.media.clip import MAX_CLIP_FRAMES, inspect_clip, make_clip
 from edge.media.frames import Frame
 from edge.media.preview import CLIP_WIDTH_PX, EncodedFrames, decode_preview, encode_preview
-from edge.memory import tune_malloc
+from edge.shell.clip import MAX_CLIP_FRAMES, inspect_clip, make_clip
+from edge.shell.memory import tune_malloc
 
 
 def _scene(seed: int, width: int = 1920, height: int = 1080) -> Frame:

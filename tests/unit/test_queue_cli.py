@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge.model import Priority, Purpose
 from edge.outbox import Outbox, OutboxItem
-from edge.store import OUTBOX_FILE, SqliteOutboxStore
+from edge.shell.store import OUTBOX_FILE, SqliteOutboxStore
 from tests.cli import run_edge
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

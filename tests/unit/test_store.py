@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.crypto import load_or_create_key
 from edge.errors import StoreError
 from edge.model import Priority, Purpose
 from edge.outbox import Change, Outbox, OutboxItem
-from edge.store import SqliteOutboxStore, open_or_quarantine
+from edge.shell.crypto import load_or_create_key
+from edge.shell.store import SqliteOutboxStore, open_or_quarantine
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SECRET = b"PLATE-WX4821K-snapshot-bytes"

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.audit import AuditEvent
-from edge.audit_log import AuditLog, read_records, verify_file
-from edge.crypto import load_or_create_key
 from edge.model import Priority, Purpose
 from edge.outbox import Outbox, OutboxItem
 from edge.policy.consent import ConsentEntry, ConsentState
-from edge.policy.consent_file import save_consent
-from edge.store import SqliteOutboxStore
+from edge.shell.audit_log import AuditLog, read_records, verify_file
+from edge.shell.consent_file import save_consent
+from edge.shell.crypto import load_or_create_key
+from edge.shell.store import SqliteOutboxStore
 from tests.cli import run_edge
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -22,13 +22,13 @@ from types import FrameType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from edge.clock import SystemClock
 from edge.config import AgentConfig, parse_config
 from edge.errors import ConfigError, ConfigIssue, EdgeError
-from edge.notify import Notifier
-from edge.policy.shipped import list_versions
-from edge.tls import TlsFiles, TlsIdentity, check_key_permissions
-from edge.transport import MqttTransport
+from edge.shell.clock import SystemClock
+from edge.shell.notify import Notifier
+from edge.shell.shipped import list_versions
+from edge.shell.tls import TlsFiles, TlsIdentity, check_key_permissions
+from edge.shell.transport import MqttTransport
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def plate_model_problem(folder: Traversable | None = None) -> str | None:
     """Why the plate verifier cannot be used (None: it can). Checked at start so that an
     operator reads it at once: without it the agent still runs, but blurs every snapshot
     and clip frame whole (the anonymiser fails closed, counted and audited)."""
-    from edge.media.plates import PlateModelError, load_verifier
+    from edge.shell.plate_model import PlateModelError, load_verifier
 
     try:
         load_verifier(folder)
@@ -185,9 +185,9 @@ def run(
     config_path: Path | None = None,
 ) -> int:
     """Run the agent until SIGTERM/SIGINT (or ``stop_event``); SIGHUP re-reads ``config_path``."""
-    from edge.agent import Agent, Stop
-    from edge.camera_source import start_camera
-    from edge.memory import tune_malloc
+    from edge.shell.agent import Agent, Stop
+    from edge.shell.camera_source import start_camera
+    from edge.shell.memory import tune_malloc
 
     tune_malloc()
 

@@ -38,8 +38,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import __version__, control, produce
 from edge.audit import AuditEvent
-from edge.audit_log import AuditLog
-from edge.clock import Clock
 from edge.commands import (
     AcceptPolicy,
     GrantConsent,
@@ -50,7 +48,6 @@ from edge.commands import (
     parse_command,
 )
 from edge.config import AgentConfig
-from edge.crypto import load_or_create_key
 from edge.errors import (
     InputError,
     PolicyError,
@@ -60,17 +57,14 @@ from edge.errors import (
 )
 from edge.inputs import AudioCaptured, ButtonPressed, DeviceInput, StatusDue
 from edge.media.audio import validate_audio
-from edge.media.clip import enforce_audio_rule
 from edge.model import Count, Priority, Purpose
 from edge.outbox import Dropped, DropReason, Outbox, OutboxItem
 from edge.policy import audio as audio_policy
 from edge.policy.catalogue import FieldName
 from edge.policy.consent import ConsentState, grant, snapshot, switch_version, withdraw
-from edge.policy.consent_file import load_consent, save_consent
 from edge.policy.gate import Candidate, Decision, decide
 from edge.policy.manifest import Manifest
 from edge.policy.receipts import parse_receipt
-from edge.policy.shipped import list_versions, load_manifest
 from edge.release import Release, clear_retained, release
 from edge.session import (
     Connect,
@@ -89,10 +83,16 @@ from edge.session import (
     start,
 )
 from edge.session import Protocol as MqttProtocol
-from edge.state_file import AgentState, load_agent_state, save_agent_state
-from edge.store import OUTBOX_FILE, open_or_quarantine
+from edge.shell.audit_log import AuditLog
+from edge.shell.clip import enforce_audio_rule
+from edge.shell.clock import Clock
+from edge.shell.consent_file import load_consent, save_consent
+from edge.shell.crypto import load_or_create_key
+from edge.shell.shipped import list_versions, load_manifest
+from edge.shell.state_file import AgentState, load_agent_state, save_agent_state
+from edge.shell.store import OUTBOX_FILE, open_or_quarantine
+from edge.shell.transport import Will
 from edge.topics import RETAINED_BY_PURPOSE, RETAINED_CHANNELS, Channel, Topics
-from edge.transport import Will
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Shell: reads a real video source (V4L2 index, RTSP URL or file) into the agent's queue.
 
-A thread reads frames through ``edge.media.camera`` (OpenCV), keeps the last few seconds
+A thread reads frames through ``edge.shell.camera`` (OpenCV), keeps the last few seconds
 for the event clip, runs the pure motion detector and puts a ``MotionAlarm`` on the
 agent's queue when it fires. Status telemetry is due once a minute.
 """
@@ -13,17 +13,17 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from edge.clock import SystemClock
 from edge.config import AgentConfig
 from edge.errors import InputError
 from edge.inputs import MotionAlarm
-from edge.media.camera import FrameSource, open_source
 from edge.media.preview import EncodedFrames, encode_preview
 from edge.model import Count
 from edge.motion import MotionState, detect_motion
+from edge.shell.camera import FrameSource, open_source
+from edge.shell.clock import SystemClock
 
 if TYPE_CHECKING:
-    from edge.agent import Agent
+    from edge.shell.agent import Agent
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge.errors import StoreError
-from edge.store import OUTBOX_FILE, QueueSummary, queue_summary
+from edge.shell.store import OUTBOX_FILE, QueueSummary, queue_summary
 
 
 def render(summary: QueueSummary) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from edge.errors import PolicyError
 from edge.model import Purpose
 from edge.policy.manifest import Clause, Manifest
-from edge.policy.shipped import list_versions, load_manifest
+from edge.shell.shipped import list_versions, load_manifest
 
 
 def _days(clause: Clause) -> str:

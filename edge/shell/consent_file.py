@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge.errors import InputError, StoreError
 from edge.policy.consent import ConsentState, from_json, to_json
-from edge.state_file import write_atomically
+from edge.shell.state_file import write_atomically
 
 
 def load_consent(path: Path) -> ConsentState:

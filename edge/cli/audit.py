@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.audit_log import read_records, verify_file
+from edge.shell.audit_log import read_records, verify_file
 
 EXPORT_COLUMNS = (
     "seq",

@@ -28,15 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.audit import AuditEvent, chain
-from edge.audit_log import read_records, verify_file
+from edge.cli.daemon import load_config
 from edge.config import AgentConfig
-from edge.crypto import load_or_create_key
-from edge.daemon import load_config
 from edge.errors import ConfigError, EdgeError, StoreError
 from edge.policy.consent import to_json
-from edge.policy.consent_file import load_consent
-from edge.state_file import write_atomically
-from edge.store import OUTBOX_FILE, SqliteOutboxStore
+from edge.shell.audit_log import read_records, verify_file
+from edge.shell.consent_file import load_consent
+from edge.shell.crypto import load_or_create_key
+from edge.shell.state_file import write_atomically
+from edge.shell.store import OUTBOX_FILE, SqliteOutboxStore
 
 
 def export(config: AgentConfig) -> dict[str, object]:
