@@ -88,3 +88,15 @@ DeviceInput = (
     | ButtonPressed
     | StatusDue
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Not from the hardware: wake the agent's loop for housekeeping (expiry, counters)."""
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Not from the hardware: shut down cleanly (publish ``stopped``, flush the audit)."""

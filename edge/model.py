@@ -76,6 +76,16 @@ def box_from_xyxy(x0: int, y0: int, x1: int, y1: int) -> Box:
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
+class ConsentStatus(StrEnum):
+    """Where one consent-based purpose stands under the accepted version (the values are
+    what the birth, the status reply and the audit trail carry)."""
+
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+    LAPSED = "lapsed"  # granted under another version that does not carry it
+    NEVER = "never"  # never granted nor withdrawn
+
+
 class Count(StrEnum):
     """The agent's own counters (reported on ``counters``; the values are the wire keys).
 

@@ -131,6 +131,10 @@ class OutboxStore(Protocol):
 
     def counters(self) -> dict[str, int]: ...
 
+    def checkpoint(self) -> bool:
+        """Fold the store's write-ahead log back in (a tight disk); False: not done."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -353,6 +357,10 @@ class InMemoryOutboxStore:
 
     def counters(self) -> dict[str, int]:
         return dict(self._counters)
+
+    def checkpoint(self) -> bool:
+        """No log to fold back in memory."""
+        return True
 
     def close(self) -> None:
         """Nothing to release."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -40,7 +41,7 @@ from edge.media.snapshot import encode_snapshot
 from edge.model import DetectionClass, Priority, Purpose
 from edge.outbox import OutboxItem
 from edge.policy.catalogue import FieldName
-from edge.policy.gate import Candidate
+from edge.policy.gate import Candidate, Decision
 from edge.policy.manifest import Manifest
 from edge.release import Release
 from edge.topics import Channel, Topics
@@ -52,12 +53,6 @@ AI_FIELDS = {
     DetectionClass.VEHICLE: FieldName.AI_VEHICLE,
     DetectionClass.PET: FieldName.AI_PET,
 }
-
-
-def availability_payload(state: str, session: int) -> bytes:
-    """``{"state": "online", "session": 7}``: the counter lets a backend ignore a late Will
-    from an older session (design.md §4)."""
-    return json.dumps({"state": state, "session": session}, separators=(",", ":")).encode()
 
 
 def candidates(
@@ -291,3 +286,22 @@ def clip_payload_for_sending(payload: bytes, audio_allowed: bool) -> tuple[bytes
         return payload, False
     data[FieldName.EVENT_CLIP.value]["b64"] = base64.b64encode(outcome.clip).decode()
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), True
+
+
+def media_checked(decision: Decision) -> tuple[Decision, dict[str, int]]:
+    """Every outgoing clip is inspected before it is queued (``enforce_audio_rule``, the
+    same rule as at send time): one with audio it may not carry is stripped, and refused
+    if it still does not pass (fail closed: the decision then keeps nothing). Returns the
+    decision to release and what was counted."""
+    from edge.shell.clip import enforce_audio_rule
+
+    clip = decision.kept.get(FieldName.EVENT_CLIP)
+    if not isinstance(clip, bytes):
+        return decision, {}
+    outcome = enforce_audio_rule(clip, FieldName.AUDIO_TRACK in decision.kept)
+    counts = {"audio_tracks_stripped": 1} if outcome.stripped else {}
+    if outcome.clip is None:
+        counts["clips_refused"] = 1
+        return replace(decision, kept={}, clauses={}, retention=None), counts
+    kept = {**decision.kept, FieldName.EVENT_CLIP: outcome.clip}
+    return replace(decision, kept=kept), counts

@@ -1,9 +1,11 @@
 """Pure: the only way a message becomes sendable: a gate ``Decision`` turned into a ``Release``.
 
-The transport publishes ``Release`` values and nothing else, and only this module builds
-them (``tests/unit/test_release.py`` checks that no other module calls ``Release(``). A
-release carries the policy version and the clause of every kept field, so the audit trail
-can say under which clause each message left.
+Only this module builds a ``Release`` (from the kept fields of a gate decision) and a
+``Sendable``, the one value the transport publishes (``Transport.publish`` and the Will
+take nothing else, and a ``Sendable`` refuses to be built elsewhere). So a message that
+did not pass the gate has no way onto the wire; ``tests/unit/test_release.py`` checks
+the call sites. A release carries the policy version and the clause of every kept field,
+so the audit trail can say under which clause each message left.
 
 Payload envelope (JSON, UTF-8, documented in docs/mqtt.md)::
 
@@ -20,11 +22,17 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from edge.errors import InputError
 from edge.model import Priority, Purpose
+from edge.policy.catalogue import FieldName
+
+if TYPE_CHECKING:
+    from edge.outbox import OutboxItem
+    from edge.policy.gate import Decision
 
 ENVELOPE_VERSION = 1
 
@@ -51,6 +59,70 @@ class Release:
     clause: str  # the clauses relied on, ";"-joined, for the audit trail
     kept: int  # number of fields kept
     removed: int  # number of fields the gate removed
+
+
+class _Permit:
+    """A one-time permission to build one ``Sendable``, issued only in this module."""
+
+    __slots__ = ()
+
+
+_PERMITS: set[object] = set()  # issued and not yet used
+
+
+def _sendable(topic: str, payload: bytes, qos: int, retain: bool) -> Sendable:
+    permit = _Permit()
+    _PERMITS.add(permit)
+    return Sendable(topic, payload, qos, retain, permit)
+
+
+@dataclass(frozen=True, slots=True)
+class Sendable:
+    """What the transport publishes, and all it publishes: built only by ``sendable`` and
+    ``availability`` below, from a released item or a gate decision. Each one uses up a
+    permit that only this module issues, so neither a direct call nor
+    ``dataclasses.replace`` (a new payload on an old permit) can make one elsewhere."""
+
+    topic: str
+    payload: bytes = field(repr=False)
+    qos: int
+    retain: bool
+    seal: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            _PERMITS.remove(self.seal)
+        except (KeyError, TypeError):
+            raise TypeError(
+                "a Sendable is built only by edge.release, from a gate decision"
+            ) from None
+
+
+def only_sendable(message: object) -> Sendable:
+    """What a transport calls on every message (and Will) before it touches the wire.
+
+    Raises:
+        TypeError: not a ``Sendable`` (a bug: it bypassed the gate).
+    """
+    if not isinstance(message, Sendable):
+        raise TypeError(f"only a Sendable from edge.release is published, not {message!r}")
+    return message
+
+
+def sendable(item: Release | OutboxItem) -> Sendable:
+    """The wire form of a released item (queued or not; an outbox item was a release)."""
+    return _sendable(item.topic, item.payload, item.qos, item.retain)
+
+
+def availability(topic: str, decision: Decision, session: int) -> tuple[Sendable, str] | None:
+    """The retained availability (``{"state": "online", "session": 7}``, not an envelope)
+    and its clause, if the gate kept ``online_status``; None: nothing may say it. The
+    counter lets a backend ignore a late Will from an older session (design.md §4)."""
+    state = decision.kept.get(FieldName.ONLINE_STATUS)
+    if not isinstance(state, str):
+        return None
+    payload = json.dumps({"state": state, "session": session}, separators=(",", ":")).encode()
+    return _sendable(topic, payload, 1, True), decision.clauses[FieldName.ONLINE_STATUS]
 
 
 def encode_value(name: str, value: object) -> object:

@@ -13,6 +13,7 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge.release import Sendable, only_sendable
 from edge.session import (
     Connect,
     ConnectFailed,
@@ -24,7 +25,6 @@ from edge.session import (
     Subscribed,
     TransportEvent,
 )
-from edge.shell.transport import Will
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class MemoryTransport:
         self.events = events
         self.broker = broker
         self.connected = False
-        self._will: Will | None = None
+        self._will: Sendable | None = None
         self._mid = 0
         self.pending_connect: Connect | None = None
 
@@ -94,9 +94,9 @@ class MemoryTransport:
     def protocol(self) -> Protocol:
         return Protocol.MQTT5
 
-    def connect(self, command: Connect, will: Will | None) -> None:
+    def connect(self, command: Connect, will: Sendable | None) -> None:
         """Connects at once when the broker is up (delays are ignored: time is simulated)."""
-        self._will = will
+        self._will = None if will is None else only_sendable(will)
         self.broker._clients[self.client_id] = self
         if not self.broker.up:
             if self.pending_connect is None:  # report once; retry when the network is back
@@ -109,13 +109,14 @@ class MemoryTransport:
         self.connected = True
         self.events.put_nowait(ConnectSucceeded(command.endpoint, Protocol.MQTT5))
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+    def publish(self, message: Sendable) -> int:
         from edge.errors import TransportError
 
+        message = only_sendable(message)
         if not self.connected:
             raise TransportError("not connected to the broker")
         self._mid += 1
-        self.broker.deliver(topic, payload, retain)
+        self.broker.deliver(message.topic, message.payload, message.retain)
         self.events.put_nowait(PublishAcked(self._mid, 0, "Success"))
         return self._mid
 

@@ -27,22 +27,22 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.errors import InputError
-from edge.model import Purpose
+from edge.model import ConsentStatus, Purpose
 from edge.policy.receipts import SignedReceipt, verify_signature
 
 if TYPE_CHECKING:
     from edge.policy.manifest import Manifest
 
 CLOCK_SKEW = timedelta(minutes=5)
-GRANTED = "granted"
-WITHDRAWN = "withdrawn"
-LAPSED = "lapsed"
-NEVER = "never"
+GRANTED = ConsentStatus.GRANTED
+WITHDRAWN = ConsentStatus.WITHDRAWN
+LAPSED = ConsentStatus.LAPSED
+NEVER = ConsentStatus.NEVER
 
 
 @dataclass(frozen=True, slots=True)
 class ConsentEntry:
-    status: str  # granted | withdrawn | lapsed
+    status: ConsentStatus  # granted | withdrawn | lapsed
     policy_version: str
     since: str  # ISO time of the change
     source: str  # "receipt #4", "command", "device button", "policy switch"
@@ -61,7 +61,7 @@ class GrantResult:
     reason: str
 
 
-def consent_status(state: ConsentState, purpose: Purpose, manifest: Manifest) -> str:
+def consent_status(state: ConsentState, purpose: Purpose, manifest: Manifest) -> ConsentStatus:
     """granted / withdrawn / lapsed / never, under ``manifest``'s version."""
     entry = state.entries.get(purpose.value)
     if entry is None:
@@ -184,9 +184,10 @@ def from_json(text: str) -> ConsentState:
         for key, raw in data["entries"].items():
             if key not in Purpose.__members__.values():
                 raise InputError(f"consent: unknown purpose {key!r}")
-            status = str(raw["status"])
-            if status not in {GRANTED, WITHDRAWN, LAPSED}:
-                raise InputError(f"consent.{key}.status: unknown status {status!r}")
+            raw_status = str(raw["status"])
+            if raw_status not in {GRANTED, WITHDRAWN, LAPSED}:
+                raise InputError(f"consent.{key}.status: unknown status {raw_status!r}")
+            status = ConsentStatus(raw_status)
             entries[key] = ConsentEntry(
                 status, str(raw["policy_version"]), str(raw["since"]), str(raw["source"])
             )
@@ -198,6 +199,6 @@ def from_json(text: str) -> ConsentState:
     return ConsentState(entries, counter)
 
 
-def snapshot(state: ConsentState, manifest: Manifest) -> dict[str, str]:
+def snapshot(state: ConsentState, manifest: Manifest) -> dict[str, ConsentStatus]:
     """purpose -> status for every consent-based purpose of the version (audit, birth)."""
     return {p.value: consent_status(state, p, manifest) for p in manifest.consent_purposes()}

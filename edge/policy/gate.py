@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from edge.model import Purpose
+from edge.model import ConsentStatus, Purpose
 from edge.policy.catalogue import CATALOGUE, FieldName, field_of, has_kind
 from edge.policy.consent import ConsentState, consent_status
 from edge.policy.manifest import Basis, Manifest
@@ -135,9 +135,9 @@ def _decide(
         if clause is None:
             removed[name.value] = Reason.NOT_DISCLOSED
             continue
-        if clause.basis is Basis.CONSENT and status != "granted":
+        if clause.basis is Basis.CONSENT and status is not ConsentStatus.GRANTED:
             removed[name.value] = (
-                Reason.CONSENT_WITHDRAWN if status == "withdrawn" else Reason.NO_CONSENT
+                Reason.CONSENT_WITHDRAWN if status is ConsentStatus.WITHDRAWN else Reason.NO_CONSENT
             )
             continue
         if name is FieldName.AUDIO_TRACK and not audio_on:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from edge.errors import PolicyError
-from edge.model import Purpose
+from edge.model import ConsentStatus, Purpose
 from edge.policy.catalogue import AGENT_FIELDS, FieldName, field_of
 
 
@@ -115,7 +115,7 @@ class Manifest:
             for p in Purpose
             if p is not Purpose.AGENT
             and self.discloses(p)
-            and (not self.is_consent_purpose(p) or consent.get(p.value) == "granted")
+            and (not self.is_consent_purpose(p) or consent.get(p.value) == ConsentStatus.GRANTED)
         ]
 
     def disabled_summary(self) -> dict[str, str]:

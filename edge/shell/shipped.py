@@ -39,3 +39,15 @@ def load_manifest(version: str) -> Manifest:
     if manifest.version != version:
         raise PolicyError(f"manifest file {version}.toml declares version {manifest.version!r}")
     return manifest
+
+
+def manifest_or_reason(version: str) -> Manifest | str:
+    """A shipped version's manifest, or why a device cannot accept it (a command's
+    refusal: the sender's mistake, never an exception)."""
+    known = list_versions()
+    if version not in known:
+        return f"unknown policy version {version!r} (known: {', '.join(known)})"
+    try:
+        return load_manifest(version)
+    except PolicyError as err:
+        return str(err)

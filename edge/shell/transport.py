@@ -25,7 +25,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -35,6 +34,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import TransportError
+from edge.release import Sendable, only_sendable
 from edge.session import (
     Connect,
     ConnectFailed,
@@ -54,14 +54,6 @@ logger = logging.getLogger(__name__)
 _UNSUPPORTED_PROTOCOL_V5 = 0x84
 _NOT_AUTHORIZED_CODES = {0x86, 0x87, 0x8C}  # bad user/password, not authorized, bad auth method
 SESSION_EXPIRY_S = 24 * 3600  # the broker keeps our command subscription a day offline
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    """The Last Will: retained, QoS 1, published by the broker if we vanish."""
-
-    topic: str
-    payload: bytes
 
 
 def describe_tls_error(err: BaseException, endpoint: Endpoint) -> str:
@@ -116,7 +108,7 @@ class MqttTransport:
         self._keepalive_s = keepalive_s
         self._max_inflight = max_inflight
         self._connect_timeout_s = connect_timeout_s
-        self._requests: queue.Queue[tuple[Connect, Will | None] | None] = queue.Queue()
+        self._requests: queue.Queue[tuple[Connect, Sendable | None] | None] = queue.Queue()
         self._stop = threading.Event()
         self._client: mqtt.Client | None = None
         self._client_lock = threading.Lock()
@@ -127,25 +119,31 @@ class MqttTransport:
 
     # -- commands from the main thread -------------------------------------------------
 
-    def connect(self, command: Connect, will: Will | None) -> None:
-        """Open a connection after ``command.delay_s``; the outcome arrives as an event."""
-        self._requests.put((command, will))
+    def connect(self, command: Connect, will: Sendable | None) -> None:
+        """Open a connection after ``command.delay_s``; the outcome arrives as an event.
+        The Will is a ``Sendable`` too (TypeError otherwise): the gate decided it."""
+        self._requests.put((command, None if will is None else only_sendable(will)))
 
     @property
     def protocol(self) -> Protocol:
         return self._protocol
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+    def publish(self, message: Sendable) -> int:
         """Hand one message to paho and return its mid; the PUBACK arrives as an event.
+        Only a ``Sendable`` (what the gate released) is accepted.
 
         Raises:
+            TypeError: ``message`` is not a ``Sendable`` (a bug: it bypassed the gate).
             TransportError: not connected, or paho refused the message locally.
         """
+        message = only_sendable(message)
         client = self._connected_client()
-        info = client.publish(topic, payload, qos=qos, retain=retain)
+        info = client.publish(
+            message.topic, message.payload, qos=message.qos, retain=message.retain
+        )
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise TransportError(
-                f"publish to {topic} refused locally: {mqtt.error_string(info.rc)}"
+                f"publish to {message.topic} refused locally: {mqtt.error_string(info.rc)}"
             )
         return int(info.mid)
 
@@ -220,7 +218,7 @@ class MqttTransport:
                 with self._client_lock:
                     self._client = None
 
-    def _new_client(self, protocol: Protocol, will: Will | None) -> mqtt.Client:
+    def _new_client(self, protocol: Protocol, will: Sendable | None) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -250,7 +248,7 @@ class MqttTransport:
         client.on_socket_unregister_write = _ignore_socket
         return client
 
-    def _serve_one_connection(self, command: Connect, will: Will | None) -> None:
+    def _serve_one_connection(self, command: Connect, will: Sendable | None) -> None:
         endpoint, protocol = command.endpoint, command.protocol
         self._protocol = protocol
         self._last_error = ""

@@ -278,7 +278,7 @@ def test_leak_audit_catches_a_deliberately_leaky_gate(
     pki: Pki, broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import edge.policy.gate
-    import edge.shell.agent
+    import edge.shell.gatekeeper
     from edge.policy.catalogue import FieldName
     from edge.policy.gate import Decision
 
@@ -299,7 +299,7 @@ def test_leak_audit_catches_a_deliberately_leaky_gate(
             )
         return decision
 
-    monkeypatch.setattr(edge.shell.agent, "decide", leaky)
+    monkeypatch.setattr(edge.shell.gatekeeper, "decide", leaky)
     w = _world(pki, broker, tmp_path, "en-2020-01-19")
     try:
         record = run_scenario(

@@ -22,9 +22,10 @@ from edge.session import (
     TransportEvent,
 )
 from edge.shell.tls import TlsFiles, build_ssl_context
-from edge.shell.transport import MqttTransport, Will
+from edge.shell.transport import MqttTransport
 from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from tests.integration.conftest import observer_for
+from tests.messages import availability_message, telemetry_message
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
@@ -51,7 +52,7 @@ def _connect(
 ) -> tuple[MqttTransport, queue.Queue[TransportEvent]]:
     events: queue.Queue[TransportEvent] = queue.Queue()
     transport = MqttTransport(serial, context, events, keepalive_s=keepalive_s)
-    will = Will(f"devices/{serial}/availability", b'{"state":"offline","session":1}')
+    will = availability_message(serial, "offline")
     transport.connect(
         Connect(Endpoint(host or broker.host, broker.port), Protocol.MQTT5, 0.0), will
     )
@@ -77,15 +78,13 @@ def test_transport_publish_arrives_at_observer(shared_broker: MosquittoBroker, p
         transport, events = _connect(shared_broker, "SN0002", _context(pki, pki.devices["SN0002"]))
         try:
             assert isinstance(_next(events, ConnectSucceeded | ConnectFailed), ConnectSucceeded)
-            mid = transport.publish(
-                "devices/SN0002/availability", b'{"state":"online"}', retain=True
-            )
+            mid = transport.publish(availability_message("SN0002", "online", 4))
             ack = _next(events, PublishAcked)
             assert isinstance(ack, PublishAcked)
             assert ack.mid == mid
             assert not ack.refused
             got = observer.wait_for(lambda ms: len(ms) >= 1)
-            assert [json.loads(m.payload) for m in got] == [{"state": "online"}]
+            assert [json.loads(m.payload) for m in got] == [{"state": "online", "session": 4}]
         finally:
             transport.disconnect()
             transport.close()
@@ -178,7 +177,7 @@ def test_acl_refuses_publish_under_another_device_prefix(
         transport, events = _connect(shared_broker, "SN0001", _context(pki, pki.devices["SN0001"]))
         try:
             assert isinstance(_next(events, ConnectSucceeded | ConnectFailed), ConnectSucceeded)
-            mid = transport.publish("devices/SN0003/telemetry", b'{"spoof":true}')
+            mid = transport.publish(telemetry_message("devices/SN0003/telemetry", "SN0001"))
             ack = _next(events, PublishAcked)
             assert isinstance(ack, PublishAcked)
             assert ack.mid == mid
@@ -197,9 +196,7 @@ def test_last_will_offline_is_retained_when_connection_dies(
     transport, events = _connect(broker, "SN0002", _context(pki, pki.devices["SN0002"]))
     try:
         assert isinstance(_next(events, ConnectSucceeded | ConnectFailed), ConnectSucceeded)
-        transport.publish(
-            "devices/SN0002/availability", b'{"state":"online","session":1}', retain=True
-        )
+        transport.publish(availability_message("SN0002", "online"))
         _next(events, PublishAcked)
         transport.drop()  # the socket dies without DISCONNECT: the broker must send the Will
     finally:

@@ -21,7 +21,7 @@ from edge.session import (
     TransportEvent,
 )
 from edge.shell.tls import TlsFiles, build_ssl_context
-from edge.shell.transport import MqttTransport, Will
+from edge.shell.transport import MqttTransport
 from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from firmware_sim.harness import (
     AgentHarness,
@@ -32,6 +32,7 @@ from firmware_sim.harness import (
 )
 from firmware_sim.link import LinkRelay
 from firmware_sim.observer import Observer, client_context
+from tests.messages import availability_message
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 
@@ -43,7 +44,7 @@ def _outcome(
     transport = MqttTransport(serial, build_ssl_context(TlsFiles(pki.ca_cert, cert, key)), events)
     transport.connect(
         Connect(Endpoint(broker.host, broker.port), Protocol.MQTT5, 0.0),
-        Will(f"devices/{serial}/availability", b"{}"),
+        availability_message(serial, "offline"),
     )
     try:
         while True:

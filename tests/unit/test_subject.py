@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.audit import AuditEvent
-from edge.model import Priority, Purpose
+from edge.model import ConsentStatus, Priority, Purpose
 from edge.outbox import Outbox, OutboxItem
 from edge.policy.consent import ConsentEntry, ConsentState
 from edge.shell.audit_log import AuditLog, read_records, verify_file
@@ -45,7 +45,7 @@ def _device(tmp_path: Path) -> Path:
         ConsentState(
             {
                 "diagnostics": ConsentEntry(
-                    "granted", "en-2023-01-10", NOW.isoformat(), "receipt #3"
+                    ConsentStatus.GRANTED, "en-2023-01-10", NOW.isoformat(), "receipt #3"
                 )
             },
             3,
