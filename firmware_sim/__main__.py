@@ -2,9 +2,14 @@
 
     list                         the scenarios
     run --scenario NAME --policy VERSION [--consent P,...] [--audio on|off] [--serial SN]
-        [--broker HOST:PORT --ca FILE --cert FILE --key FILE] [--speed N] [--images DIR]
+        [--broker HOST:PORT --ca FILE --cert FILE --key FILE
+         [--backend-cert FILE --backend-key FILE]] [--speed N] [--images DIR]
                                  the real agent for one simulated device; without --broker
-                                 a local mutual-TLS Mosquitto with throwaway certificates
+                                 a local mutual-TLS Mosquitto with throwaway certificates.
+                                 With --broker, the backend identity (allowed to read
+                                 devices/# and write devices/SN/cmd) sends the app's
+                                 commands and observes; a scenario with app steps refuses
+                                 to run without it
     demo [--out DIR]             the doorbell through the scenarios under 2020 and 2023
     audit [--scenarios A,B] [--versions V,...]
                                  the leak audit over scenarios x versions x consent x audio
@@ -45,7 +50,7 @@ from firmware_sim.link import LinkRelay
 from firmware_sim.photos import STREETS, load_images
 from firmware_sim.report import summarise, summary_text, write_html
 from firmware_sim.runner import NoBackend, RunRecord, run_scenario, send_command
-from firmware_sim.scenarios import ALL_CONSENTS, SCENARIOS, get_scenario
+from firmware_sim.scenarios import ALL_CONSENTS, SCENARIOS, Scenario, get_scenario
 from firmware_sim.scene import RenderedFrame
 
 EXIT_BAD_INPUT = 2
@@ -121,6 +126,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     raise SimError(f"--{option} is required with --broker")
             pki = Pki(work, Path(args.ca), Path(), Path(), Path())
             pki.devices[args.serial] = Identity(Path(args.cert), Path(args.key))
+            backend = _backend_identity(args, scenario, consents)
+            if backend is not None:
+                pki.observers["observer"] = backend
             record = _run_one(
                 pki,
                 host,
@@ -133,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.speed,
                 work,
                 images,
-                None,
+                pki if "observer" in pki.observers else None,
             )
         else:
             say("starting a local mutual-TLS Mosquitto with throwaway certificates")
@@ -153,13 +161,46 @@ def cmd_run(args: argparse.Namespace) -> int:
                     pki,
                 )
     audit = audit_run(record)
+    observed = f"leak audit: {len(audit.findings)} finding(s)"
+    if args.broker and not args.backend_cert:
+        observed = "no backend identity: nothing observed, no leak audit"
+    sent = len(consents) + sum(m.kind.endswith(".answered") for m in record.timeline)
+    if sent:
+        observed += f"; app: {sent - len(record.unanswered)}/{sent} command(s) answered"
     print(
         f"{record.scenario}: {len(record.messages)} messages observed, drained={record.drained}, "
-        f"{record.wall_s:.1f} s; leak audit: {len(audit.findings)} finding(s)"
+        f"{record.wall_s:.1f} s; {observed}"
     )
     for finding in audit.findings:
         print(f"  FINDING {finding.topic}: {finding.problem}")
-    return 1 if audit.findings or not record.drained else 0
+    for step in record.unanswered:
+        print(f"  FAILED the device never answered the app's command: {step}")
+    return 1 if audit.findings or not record.drained or record.unanswered else 0
+
+
+def _backend_identity(
+    args: argparse.Namespace, scenario: Scenario, consents: tuple[str, ...]
+) -> Identity | None:
+    """The backend's certificate and key with ``--broker``; refused up front when the
+    scenario needs the app (a grant, a switch) and none was given."""
+    if bool(args.backend_cert) != bool(args.backend_key):
+        raise SimError("--backend-cert and --backend-key go together")
+    if args.backend_cert:
+        for option in ("backend_cert", "backend_key"):
+            if not Path(getattr(args, option)).is_file():
+                raise SimError(
+                    f"--{option.replace('_', '-')}: no such file {getattr(args, option)!r}"
+                )
+        return Identity(Path(args.backend_cert), Path(args.backend_key))
+    needs = [f"--consent {','.join(consents)}"] if consents else []
+    needs += sorted(set(scenario.app_steps))
+    if needs:
+        raise SimError(
+            f"scenario {scenario.name} needs the user's app ({', '.join(needs)}), which sends "
+            "commands through the broker: give --backend-cert and --backend-key (a client "
+            f"certificate allowed to write devices/{args.serial}/cmd and read devices/#)"
+        )
+    return None
 
 
 def _run_one(
@@ -435,6 +476,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--ca")
     run.add_argument("--cert")
     run.add_argument("--key")
+    run.add_argument("--backend-cert", help="with --broker: the backend's client certificate")
+    run.add_argument("--backend-key", help="with --broker: the backend's private key")
     run.add_argument("--speed", type=float, help="simulated seconds per real second")
     run.add_argument("--images", help="a folder of images to use as camera frames")
     demo = sub.add_parser("demo", help="the doorbell demo (local broker, 2020 and 2023 policies)")

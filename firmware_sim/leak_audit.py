@@ -161,6 +161,8 @@ class _State:
             self.previous, self.version = self.version, version
             self.switched_at = at
             self.switch_pending = True
+            for purpose in self.granted:  # a lapse: like a withdrawal, with its grace
+                self.withdrawn_at[purpose] = at
             self.granted.clear()
 
     def in_force(self, at: float) -> set[str]:
@@ -178,6 +180,7 @@ class _State:
                 self.switched_at = at
         elif reason.startswith("granted: "):
             self.granted.add(reason.split()[1])
+            self.withdrawn_at.pop(reason.split()[1], None)
         elif reason.startswith("withdrawn: "):
             purpose = reason.split()[1]
             targets = set(allowed(self.version).fields) if purpose == "all" else {purpose}

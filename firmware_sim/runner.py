@@ -21,6 +21,7 @@ from edge.inputs import AudioCaptured, MotionAlarm
 from edge.media.frames import Frame
 from edge.model import Box
 from firmware_sim.device import FromApp, Output, SimDevice, ToAgent
+from firmware_sim.errors import SimError
 from firmware_sim.harness import AgentHarness
 from firmware_sim.link import LinkRelay
 from firmware_sim.observer import Observed
@@ -40,14 +41,15 @@ class Backend(Protocol):
 
 
 class NoBackend:
-    """Running against someone else's broker without a backend identity: the app's
-    commands cannot be sent (they are skipped and noted) and nothing is observed."""
-
-    def __init__(self) -> None:
-        self.skipped: list[str] = []
+    """Running against someone else's broker without a backend identity: nothing is
+    observed, and a step that needs the app fails (``SimError``) instead of being skipped:
+    a scenario that never switched its policy must not look as if it had."""
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        self.skipped.append(topic)
+        raise SimError(
+            f"cannot send the app's command on {topic}: no backend identity "
+            "(give --backend-cert and --backend-key)"
+        )
 
     def snapshot(self) -> list[Observed]:
         return []
@@ -90,6 +92,7 @@ class RunRecord:
     speed: float = 1.0
     audio_setting: bool | None = None
     consent_at_start: dict[str, str] = field(default_factory=dict)
+    unanswered: list[str] = field(default_factory=list)  # app commands sent, never answered
 
 
 Progress = Callable[[str], None]
@@ -142,6 +145,8 @@ def run_scenario(
     for purpose in consents:
         ok = send_command(harness, backend, "consent.grant", purpose, 5.0)
         note("consent.grant", f"{purpose} ok={ok}")
+        if not ok:
+            record.unanswered.append(f"consent.grant {purpose}")
     timers: list[tuple[float, str]] = []  # (real time, action)
 
     def run_timers(until: float) -> None:
@@ -211,6 +216,8 @@ def _deliver(
         note(out.command, json.dumps({"argument": out.argument}))
         ok = send_command(harness, backend, out.command, out.argument, wait)
         note(f"{out.command}.answered", json.dumps({"argument": out.argument, "answered": ok}))
+        if not ok:
+            record.unanswered.append(f"{out.command} {out.argument}")
     elif out.kind == "network_down":
         relay.down()
         timers.append((now + out.seconds / speed, "up"))

@@ -145,6 +145,13 @@ class Scenario:
     def duration_s(self) -> float:
         return self.steps[-1].at_s if self.steps else 0.0
 
+    @property
+    def app_steps(self) -> tuple[str, ...]:
+        """The steps the user's app performs through the broker (a backend identity that
+        may write the device's command topic is needed to play them)."""
+        app = (ConsentGranted, ConsentWithdrawn, AudioToggled, PolicySwitched)
+        return tuple(type(s.event).__name__ for s in self.steps if isinstance(s.event, app))
+
 
 ALL_CONSENTS = ("ai_detection", "device_ai", "diagnostics", "device_log")
 STREET = (PlateStyle.US, PlateStyle.EU, PlateStyle.MERCOSUR, PlateStyle.THAI, PlateStyle.DARK)

@@ -113,3 +113,63 @@ def test_sim_run_against_a_given_broker(shared_broker: MosquittoBroker, pki: Pki
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "drained=True" in result.stdout
+
+
+def _given_broker_args(broker: MosquittoBroker, pki: Pki, serial: str) -> list[str]:
+    ident = pki.devices[serial]
+    return [
+        "--serial",
+        serial,
+        "--broker",
+        f"{broker.host}:{broker.port}",
+        "--ca",
+        str(pki.ca_cert),
+        "--cert",
+        str(ident.cert),
+        "--key",
+        str(ident.key),
+    ]
+
+
+def test_sim_run_refuses_app_steps_without_a_backend_identity(
+    shared_broker: MosquittoBroker, pki: Pki
+) -> None:
+    """The bug: without an observer identity the app's commands were skipped quietly, so
+    ``policy_switch`` 'passed' without ever switching."""
+    result = _sim(
+        "run",
+        "--scenario",
+        "policy_switch",
+        "--policy",
+        "en-2020-01-19",
+        *_given_broker_args(shared_broker, pki, "SN0003"),
+        "--speed",
+        "60",
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "needs the user's app" in result.stderr
+    assert "--backend-cert" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sim_run_plays_the_app_steps_with_a_backend_identity(
+    shared_broker: MosquittoBroker, pki: Pki
+) -> None:
+    backend = pki.observers["observer"]
+    result = _sim(
+        "run",
+        "--scenario",
+        "policy_switch",
+        "--policy",
+        "en-2020-01-19",
+        *_given_broker_args(shared_broker, pki, "SN0003"),
+        "--backend-cert",
+        str(backend.cert),
+        "--backend-key",
+        str(backend.key),
+        "--speed",
+        "60",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 finding(s)" in result.stdout
+    assert "app: 5/5 command(s) answered" in result.stdout
