@@ -7,6 +7,13 @@ message (sent, acknowledged, dropped, expired, denied, purged, refused by the br
 its topic, payload digest and size, the policy version and clause, and counts of what
 was removed or blurred: never a payload or a field value.
 
+The trail is kept in numbered segments (rotated by size) with one chain across them: a
+segment's first record names the hash of the previous segment's last one. When the trail
+is over its size cap, the agent may delete its oldest segment once every record in it is
+past the retention that needs it; it first appends a ``SEGMENT_DELETED`` record naming
+that segment's last sequence number and hash, so ``verify_trail`` can tell a segment the
+agent deleted from one somebody removed.
+
 An erase (the data subject's right) keeps the chain: the ``ERASED`` record's ``prev`` is
 the hash of the last record before the erase, and the erased records are summarised
 by count and by the hash of the last one, so the trail stays verifiable.
@@ -16,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 
 GENESIS = "0" * 64
@@ -44,6 +52,7 @@ class AuditEvent(StrEnum):
     CONNECTED = "connected"
     QUARANTINED = "quarantined"
     ERASED = "erased"
+    SEGMENT_DELETED = "segment_deleted"  # the oldest segment, past retention, over the cap
     STARTED = "started"
     STOPPED = "stopped"
 
@@ -163,11 +172,13 @@ class VerifyResult:
     problem: str = ""
 
 
-def verify(records: Iterable[AuditRecord]) -> VerifyResult:
+def verify(
+    records: Iterable[AuditRecord], prev_hash: str = GENESIS, first_seq: int | None = None
+) -> VerifyResult:
     """Check the chain: each hash matches its record, each ``prev`` the record before,
-    and sequence numbers follow each other (so a removed or reordered record is found)."""
-    prev_hash = GENESIS
-    expected_seq: int | None = None
+    and sequence numbers follow each other (so a removed or reordered record is found).
+    ``prev_hash``/``first_seq``: where the records must start (a later segment)."""
+    expected_seq = first_seq
     checked = 0
     for record in records:
         if record.hash != digest(record.body()):
@@ -192,3 +203,136 @@ def verify(records: Iterable[AuditRecord]) -> VerifyResult:
         expected_seq = record.seq + 1
         checked += 1
     return VerifyResult(True, checked)
+
+
+# -- segments ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One file of the trail as read: ``number`` (the active file is the last one) and
+    ``damage``, what could not be read (a torn line, a malformed one), if anything."""
+
+    number: int
+    records: Sequence[AuditRecord]
+    damage: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentReport:
+    number: int
+    records: int
+    first_seq: int | None
+    last_seq: int | None
+    problem: str = ""  # empty: intact
+
+
+@dataclass(frozen=True, slots=True)
+class TrailReport:
+    ok: bool
+    checked: int
+    segments: tuple[SegmentReport, ...]
+    first_bad_seq: int | None = None
+    problem: str = ""
+    deleted: int = 0  # oldest segments the agent deleted (vouched for by their records)
+
+
+def deletion_detail(number: int, last: AuditRecord) -> str:
+    """The ``detail`` of a ``SEGMENT_DELETED`` record (parsed back by ``verify_trail``)."""
+    return f"segment {number}: records up to {last.seq}, last hash {last.hash}"
+
+
+def _deletions(segments: Sequence[Segment]) -> dict[str, int]:
+    """last hash -> last seq, for every segment the agent says it deleted."""
+    found: dict[str, int] = {}
+    for segment in segments:
+        for record in segment.records:
+            if record.event is AuditEvent.SEGMENT_DELETED:
+                words = record.detail.split()
+                if len(words) >= 8 and words[-3] == "last" and words[-2] == "hash":
+                    found[words[-1]] = int(words[-4].rstrip(","))
+    return found
+
+
+def verify_trail(segments: Sequence[Segment]) -> TrailReport:
+    """Check a trail of segments, oldest first: each intact, numbered without a gap, one
+    chain across them. The oldest may start after GENESIS only where a later
+    ``SEGMENT_DELETED`` record names exactly where it starts (a segment the agent deleted
+    past retention); otherwise its beginning was removed."""
+    reports: list[SegmentReport] = []
+    checked = 0
+    prev_hash: str | None = None
+    next_seq: int | None = None
+    deleted = 0
+    vouched = _deletions(segments)
+
+    def fail(number: int, seq: int | None, problem: str) -> TrailReport:
+        reports.append(SegmentReport(number, 0, None, None, problem))
+        return TrailReport(False, checked, tuple(reports), seq, f"segment {number}: {problem}")
+
+    for index, segment in enumerate(segments):
+        if index and segment.number != segments[index - 1].number + 1:
+            missing = segments[index - 1].number + 1
+            return fail(segment.number, next_seq, f"segment {missing} is missing before it")
+        records = segment.records
+        if prev_hash is None and records:
+            first = records[0]
+            if first.prev != GENESIS:
+                if vouched.get(first.prev) != first.seq - 1:
+                    return fail(
+                        segment.number,
+                        first.seq,
+                        "the trail's beginning is missing (removed without a deletion record)",
+                    )
+                deleted = segment.number - 1 if segment.number > 0 else 1
+            prev_hash, next_seq = first.prev, first.seq
+        result = verify(records, prev_hash or GENESIS, next_seq)
+        checked += result.checked
+        first_seq = records[0].seq if records else None
+        last_seq = records[-1].seq if records else None
+        if not result.ok:
+            reports.append(
+                SegmentReport(segment.number, result.checked, first_seq, None, result.problem)
+            )
+            problem = f"segment {segment.number}: {result.problem}"
+            return TrailReport(
+                False, checked, tuple(reports), result.first_bad_seq, problem, deleted
+            )
+        if segment.damage:
+            bad = (last_seq or 0) + 1
+            reports.append(
+                SegmentReport(segment.number, len(records), first_seq, last_seq, segment.damage)
+            )
+            problem = f"segment {segment.number}: {segment.damage}"
+            return TrailReport(False, checked, tuple(reports), bad, problem, deleted)
+        reports.append(SegmentReport(segment.number, len(records), first_seq, last_seq))
+        if records:
+            prev_hash, next_seq = records[-1].hash, records[-1].seq + 1
+    return TrailReport(True, checked, tuple(reports), deleted=deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """What the cap needs to know of a rotated segment."""
+
+    number: int
+    size: int
+    newest: datetime  # the time of its last record
+
+
+def segments_to_delete(
+    rotated: Sequence[SegmentInfo], active_size: int, max_bytes: int, keep_after: datetime
+) -> tuple[list[SegmentInfo], bool]:
+    """Oldest first, while the trail is over ``max_bytes``: segments whose every record is
+    older than ``keep_after`` (past every retention that needs it). Returns them, and
+    whether the trail stays over the cap because the next oldest is still needed."""
+    total = active_size + sum(s.size for s in rotated)
+    chosen: list[SegmentInfo] = []
+    for segment in sorted(rotated, key=lambda s: s.number):
+        if total <= max_bytes:
+            return chosen, False
+        if segment.newest >= keep_after:
+            return chosen, True
+        chosen.append(segment)
+        total -= segment.size
+    return chosen, total > max_bytes

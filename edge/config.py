@@ -82,6 +82,17 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """The audit trail: rotated into segments of ``segment_bytes``; over ``max_bytes`` in
+    all, the oldest segment goes once every record in it is older than ``keep_days`` and
+    than the accepted version's longest retention."""
+
+    segment_bytes: int = 1024 * 1024
+    max_bytes: int = 32 * 1024 * 1024
+    keep_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class AudioConfig:
     enabled: bool | None = None  # None: the version's default (on where row 15 discloses audio)
 
@@ -95,6 +106,7 @@ class AgentConfig:
     outbox: OutboxConfig = OutboxConfig()
     media: MediaConfig = MediaConfig()
     audio: AudioConfig = AudioConfig()
+    audit: AuditConfig = AuditConfig()
 
     @property
     def outbox_key_file(self) -> Path:
@@ -311,7 +323,17 @@ def parse_config(text: str, base_dir: PurePath = _HERE) -> AgentConfig:
     audio = AudioConfig(enabled=aud.boolean("enabled", None))
     aud.check_unknown()
 
-    root.check_unknown({"device", "policy", "broker", "tls", "outbox", "media", "audio"})
+    aut = root.table_of("audit")
+    audit = AuditConfig(
+        segment_bytes=aut.integer("segment_bytes", 1024 * 1024, 16 * 1024, 1 << 30),
+        max_bytes=aut.integer("max_bytes", 32 * 1024 * 1024, 64 * 1024, 1 << 40),
+        keep_days=aut.integer("keep_days", 30, 1, 3650),
+    )
+    aut.check_unknown()
+    if audit.max_bytes < 2 * audit.segment_bytes:
+        issues.append(ConfigIssue("audit.max_bytes", "expected at least 2 x audit.segment_bytes"))
+
+    root.check_unknown({"device", "policy", "broker", "tls", "outbox", "media", "audio", "audit"})
     if issues:
         raise ConfigError(issues)
-    return AgentConfig(device, policy, broker, tls, outbox, media, audio)
+    return AgentConfig(device, policy, broker, tls, outbox, media, audio, audit)

@@ -94,6 +94,10 @@ class Count(StrEnum):
 
     # the camera fired while the agent's queue was full
     ALARMS_DROPPED_BUSY = "alarms_dropped_busy"
+    # the audit trail is over its cap, every old segment still within retention (1 or 0)
+    AUDIT_OVER_CAP = "audit_over_cap"
+    # the oldest audit segment deleted past retention, over the cap (a record says so)
+    AUDIT_SEGMENTS_DELETED = "audit_segments_deleted"
     # microphone samples arrived while audio is off: discarded
     AUDIO_REFUSED_AT_SOURCE = "audio_refused_at_source"
     # an audio track removed from an outgoing clip (rule 5)

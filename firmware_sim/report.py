@@ -21,7 +21,7 @@ import numpy as np
 
 from edge.audit import AuditRecord
 from edge.cli.policy import show_text
-from edge.shell.audit_log import read_records, verify_file
+from edge.shell.audit_log import read_trail, verify_file
 from edge.shell.shipped import load_manifest
 from firmware_sim.leak_audit import AuditSummary
 from firmware_sim.runner import RunRecord
@@ -56,7 +56,7 @@ def summarise(records: Sequence[RunRecord], audit_paths: Sequence[Path]) -> Summ
         summary.audio_refused += record.mic_refused
     trail: list[AuditRecord] = []
     for path in audit_paths:
-        trail += read_records(path).records
+        trail += [r for segment in read_trail(path) for r in segment.records]
         result = verify_file(path)
         summary.audit_records += result.checked
         summary.audit_ok = result.ok if not summary.audit_problem else False

@@ -32,7 +32,7 @@ from edge.cli.daemon import load_config
 from edge.config import AgentConfig
 from edge.errors import ConfigError, EdgeError, StoreError
 from edge.policy.consent import to_json
-from edge.shell.audit_log import read_records, verify_file
+from edge.shell.audit_log import read_trail, segment_paths, verify_file
 from edge.shell.consent_file import load_consent
 from edge.shell.crypto import load_or_create_key
 from edge.shell.state_file import write_atomically
@@ -65,7 +65,7 @@ def export(config: AgentConfig) -> dict[str, object]:
             store.close()
     agent_state_path = state_dir / "agent.json"
     agent_state = json.loads(agent_state_path.read_text()) if agent_state_path.exists() else {}
-    trail = read_records(state_dir / "audit.jsonl").records
+    trail = [r for segment in read_trail(state_dir / "audit.jsonl") for r in segment.records]
     return {
         "device_serial": config.device.serial,
         "exported_at": datetime.now(UTC).isoformat(),
@@ -94,10 +94,12 @@ def erase(config: AgentConfig) -> dict[str, int]:
         counts["consent_entries"] = len(load_consent(consent_path).entries)
         consent_path.unlink()
     audit_path = state_dir / "audit.jsonl"
-    records = read_records(audit_path).records
+    records = [r for segment in read_trail(audit_path) for r in segment.records]
     counts["audit_records"] = len(records)
     if not verify_file(audit_path).ok and audit_path.exists():
         raise StoreError(f"{audit_path}: the audit trail does not verify; not erasing it")
+    for _, segment in segment_paths(audit_path):  # every segment is compacted too
+        segment.unlink()
     last = records[-1] if records else None
     # The compacted trail starts with one ERASED record that names the hash and sequence
     # number of the last erased record: anyone holding that hash (a backend that received

@@ -108,6 +108,12 @@ class Manifest:
     def discloses_audio(self) -> bool:
         return self._audio
 
+    @property
+    def longest_retention(self) -> timedelta:
+        """The longest time any disclosed field may be kept (what audit records about
+        messages must outlive)."""
+        return max((c.retention for c in self.clauses if c.retention), default=timedelta(0))
+
     def enabled_purposes(self, consent: Mapping[str, str]) -> list[Purpose]:
         """Purposes that can send something now (consent snapshot: purpose -> "granted")."""
         return [

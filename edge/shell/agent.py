@@ -114,7 +114,13 @@ class Agent:
         self.rules = control.GrantRules(
             app_public_key, config.device.serial, timedelta(seconds=config.policy.receipt_max_age_s)
         )
-        self.audit = AuditLog(state_dir / "audit.jsonl", fsync_every=1 << 30)
+        self.audit = AuditLog(
+            state_dir / "audit.jsonl",
+            fsync_every=1 << 30,
+            segment_bytes=config.audit.segment_bytes,
+            max_bytes=config.audit.max_bytes,
+            keep=max(timedelta(days=config.audit.keep_days), device.manifest.longest_retention),
+        )
         self.recorder = recorder = Recorder(self.audit, clock, counters, self._audit_context)
         self.outbox = outbox = open_outbox(config, recorder, synchronous)
         broker, inflight = config.broker, config.broker.max_inflight
@@ -304,6 +310,8 @@ class Agent:
 
     def report_counters(self) -> None:
         """Drops by reason are telemetry too (style guide §4.6): queue them."""
+        self.counters[Count.AUDIT_SEGMENTS_DELETED] = self.audit.deleted_segments
+        self.counters[Count.AUDIT_OVER_CAP] = int(self.audit.over_cap)
         counts = {**self.outbox.counters(), **{k: v for k, v in self.counters.items() if v}}
         candidate = Candidate(Purpose.AGENT, {FieldName.DROP_COUNTERS: counts}, self.clock.now())
         self.gate.submit(candidate, Channel.COUNTERS, Priority.DIAGNOSTICS)
