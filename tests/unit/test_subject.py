@@ -11,7 +11,7 @@ from edge.audit import AuditEvent
 from edge.model import ConsentStatus, Priority, Purpose
 from edge.outbox import Outbox, OutboxItem
 from edge.policy.consent import ConsentEntry, ConsentState
-from edge.shell.audit_log import AuditLog, read_records, verify_file
+from edge.shell.audit_log import AuditLog, read_records, segment_paths, verify_file
 from edge.shell.consent_file import save_consent
 from edge.shell.crypto import load_or_create_key
 from edge.shell.store import SqliteOutboxStore
@@ -100,4 +100,24 @@ def test_subject_erase_deletes_and_leaves_a_verifiable_record(tmp_path: Path) ->
     log = AuditLog(state / "audit.jsonl")  # the agent goes on chaining from it
     log.append(AuditEvent.STARTED, NOW.isoformat())
     log.close()
+    assert verify_file(state / "audit.jsonl").ok
+
+
+def test_subject_erase_compacts_every_segment_of_a_rotated_trail(tmp_path: Path) -> None:
+    config = _device(tmp_path)
+    state = tmp_path / "state"
+    log = AuditLog(state / "audit.jsonl", segment_bytes=2048)
+    for i in range(40):
+        log.append(AuditEvent.ACKED, NOW.isoformat(), record_id=f"a{i}")
+        log.sync()
+    log.close()
+    assert len(segment_paths(state / "audit.jsonl")) >= 2
+    exported = json.loads(_subject("export", "--config", str(config)).stdout)
+    assert len(exported["audit_trail"]) == 43  # every segment, oldest first
+    result = _subject("erase", "--config", str(config), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert segment_paths(state / "audit.jsonl") == []
+    records = read_records(state / "audit.jsonl").records
+    assert [r.event for r in records] == [AuditEvent.ERASED]
+    assert records[0].counts["audit_records"] == 43
     assert verify_file(state / "audit.jsonl").ok
