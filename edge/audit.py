@@ -22,6 +22,7 @@ by count and by the hash of the last one, so the trail stays verifiable.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,7 @@ class AuditEvent(StrEnum):
     CONNECTED = "connected"
     QUARANTINED = "quarantined"
     ERASED = "erased"
+    EPOCH_CLOSED = "epoch_closed"  # the seal key's epoch ends here (edge.seal)
     SEGMENT_DELETED = "segment_deleted"  # the oldest segment, past retention, over the cap
     STARTED = "started"
     STOPPED = "stopped"
@@ -74,9 +76,17 @@ class AuditRecord:
     record_id: str = ""
     detail: str = ""
     prev: str = GENESIS
+    epoch: int | None = None  # the seal's epoch (edge.seal); None: an unsealed trail
     hash: str = ""
+    seal: str = ""  # HMAC of ``hash`` under the epoch's key; outside the hashed body
 
     def body(self) -> dict[str, object]:
+        body = self._body()
+        if self.epoch is not None:
+            body["epoch"] = self.epoch
+        return body
+
+    def _body(self) -> dict[str, object]:
         return {
             "seq": self.seq,
             "time": self.time,
@@ -96,8 +106,9 @@ class AuditRecord:
         }
 
     def to_json(self) -> str:
+        sealed = {"seal": self.seal} if self.seal else {}
         return json.dumps(
-            {**self.body(), "hash": self.hash}, separators=(",", ":"), ensure_ascii=False
+            {**self.body(), "hash": self.hash, **sealed}, separators=(",", ":"), ensure_ascii=False
         )
 
 
@@ -109,27 +120,43 @@ def digest(body: Mapping[str, object]) -> str:
     return hashlib.sha256(_canonical(body).encode()).hexdigest()
 
 
-def chain(prev: AuditRecord | None, event: AuditEvent, time: str, **fields: object) -> AuditRecord:
+def chain(
+    prev: AuditRecord | None,
+    event: AuditEvent,
+    time: str,
+    seal_with: tuple[int, bytes] | None = None,
+    **fields: object,
+) -> AuditRecord:
     """The next record after ``prev`` (None: the first record)."""
-    return chain_line(prev, event, time, **fields)[0]
+    return chain_line(prev, event, time, seal_with, **fields)[0]
 
 
 def chain_line(
-    prev: AuditRecord | None, event: AuditEvent, time: str, **fields: object
+    prev: AuditRecord | None,
+    event: AuditEvent,
+    time: str,
+    seal_with: tuple[int, bytes] | None = None,
+    **fields: object,
 ) -> tuple[AuditRecord, str]:
     """The next record and its JSON line (no newline), the canonical JSON encoded once:
-    the agent writes two records per message, so this is on the hot path."""
+    the agent writes two records per message, so this is on the hot path.
+    ``seal_with``: (epoch, key) to seal it with (``edge.seal``)."""
     draft = AuditRecord(
         seq=(prev.seq + 1) if prev else 1,
         time=time,
         event=event,
         prev=prev.hash if prev else GENESIS,
+        epoch=seal_with[0] if seal_with else None,
         **fields,  # type: ignore[arg-type]
     )
     canonical = _canonical(draft.body())
     record_hash = hashlib.sha256(canonical.encode()).hexdigest()
     object.__setattr__(draft, "hash", record_hash)  # sealed before anyone else sees it
-    return draft, f'{canonical[:-1]},"hash":"{record_hash}"}}'
+    if seal_with is None:
+        return draft, f'{canonical[:-1]},"hash":"{record_hash}"}}'
+    mac = hmac.new(seal_with[1], bytes.fromhex(record_hash), hashlib.sha256).hexdigest()
+    object.__setattr__(draft, "seal", mac)
+    return draft, f'{canonical[:-1]},"hash":"{record_hash}","seal":"{mac}"}}'
 
 
 def _sealed(record: AuditRecord) -> AuditRecord:
@@ -158,10 +185,18 @@ def parse_record(line: str) -> AuditRecord:
             record_id=str(data["record_id"]),
             detail=str(data["detail"]),
             prev=str(data["prev"]),
+            epoch=_epoch(data.get("epoch")),
             hash=str(data["hash"]),
+            seal=str(data.get("seal", "")),
         )
     except (KeyError, TypeError) as err:
         raise ValueError(f"missing or mistyped member: {err}") from err
+
+
+def _epoch(value: object) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    raise ValueError(f"epoch: expected an integer, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

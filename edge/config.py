@@ -90,6 +90,12 @@ class AuditConfig:
     segment_bytes: int = 1024 * 1024
     max_bytes: int = 32 * 1024 * 1024
     keep_days: int = 30
+    # Forward-secure seals (edge/seal.py): a new epoch key this often.
+    seal_every_records: int = 1000
+    seal_every_s: float = 3600.0
+    # Signed checkpoints of the trail's head, published on audit/checkpoint.
+    checkpoint_every_records: int = 500
+    checkpoint_every_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +334,10 @@ def parse_config(text: str, base_dir: PurePath = _HERE) -> AgentConfig:
         segment_bytes=aut.integer("segment_bytes", 1024 * 1024, 16 * 1024, 1 << 30),
         max_bytes=aut.integer("max_bytes", 32 * 1024 * 1024, 64 * 1024, 1 << 40),
         keep_days=aut.integer("keep_days", 30, 1, 3650),
+        seal_every_records=aut.integer("seal_every_records", 1000, 1, 1_000_000),
+        seal_every_s=aut.number("seal_every_s", 3600.0, 1.0, 30 * 86400.0),
+        checkpoint_every_records=aut.integer("checkpoint_every_records", 500, 1, 1_000_000),
+        checkpoint_every_s=aut.number("checkpoint_every_s", 3600.0, 1.0, 30 * 86400.0),
     )
     aut.check_unknown()
     if audit.max_bytes < 2 * audit.segment_bytes:

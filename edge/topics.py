@@ -33,6 +33,7 @@ class Channel(StrEnum):
     COUNTERS = "counters"
     COMMAND = "cmd"
     COMMAND_RESULT = "cmd/result"
+    AUDIT_CHECKPOINT = "audit/checkpoint"
 
 
 # Data channels published retained (the device's latest health), and the purposes whose

@@ -35,6 +35,7 @@ from edge.inputs import DeviceInput
 from edge.policy.receipts import ReceiptBody, sign_receipt
 from edge.session import Endpoint
 from edge.shell.agent import Agent, Stop
+from edge.shell.seal_key import provision_keys
 from edge.shell.tls import TlsFiles, TlsIdentity
 from edge.shell.transport import MqttTransport
 from firmware_sim.errors import SimError
@@ -71,6 +72,10 @@ class DeviceSetup:
     ca_cert: Path
     app_key: Ed25519PrivateKey = field(repr=False)
     app_public_key_path: Path
+    # The audit trail's verifier side (edge/seal.py): K0 and the checkpoint signing key's
+    # public half, as provisioning hands them to a privacy officer / the backend.
+    seal_verify_key: Path = Path()
+    signing_public_key: Path = Path()
 
 
 def prepare_device(pki: Pki, serial: str, workdir: Path) -> DeviceSetup:
@@ -85,7 +90,9 @@ def prepare_device(pki: Pki, serial: str, workdir: Path) -> DeviceSetup:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    return DeviceSetup(serial, workdir, pki.devices[serial], pki.ca_cert, app_key, public)
+    verify, signing = provision_keys(workdir / "state", workdir / "verifier")
+    ident = pki.devices[serial]
+    return DeviceSetup(serial, workdir, ident, pki.ca_cert, app_key, public, verify, signing)
 
 
 def agent_config(

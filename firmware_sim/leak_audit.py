@@ -45,6 +45,7 @@ CHANNEL_PURPOSES = {
     "counters": {"agent"},
     "birth": {"agent"},
     "cmd/result": {"agent"},
+    "audit/checkpoint": {"agent"},
 }
 AGENT_FIELDS = {
     "policy_version",
@@ -55,6 +56,7 @@ AGENT_FIELDS = {
     "drop_counters",
     "command_result",
     "agent_status",
+    "audit_checkpoint",
 }
 ENVELOPE_KEYS = {"v", "record_id", "created_at", "policy_version", "purpose", "data"}
 PLATE_RESIDUAL_MAX = 0.35  # share of character-scale detail that may remain in a plate

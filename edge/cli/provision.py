@@ -7,7 +7,11 @@ Writes into DIR (idempotent: an existing file is kept, never overwritten, and re
 as "kept"): ``pki/`` (CA, broker server certificate, device certificate, through the
 ``certs`` package, keys 0600 in 0700 folders), the app's Ed25519 signing pair for consent
 receipts (``app.pub`` for the device; ``app-signing-key.PRIVATE-FOR-THE-APP.pem`` belongs
-to the phone app and is not referenced by the device config), ``mosquitto.conf`` and
+to the phone app and is not referenced by the device config), the audit trail's keys
+(``state/audit-seal.key`` and ``state/device-signing.key`` for the device;
+``audit-verify.PRIVATE-FOR-THE-VERIFIER.key``, the seal chain's first key, to move off the
+device to whoever verifies the trail, and ``device-signing.pub`` for the backend that
+keeps the signed checkpoints), ``mosquitto.conf`` and
 ``mosquitto.acl`` for a TLS broker on loopback, and ``agent.toml``, which
 ``python -m edge check-config`` accepts as it stands. Bad input: one ``error:`` line, exit 2.
 """
@@ -29,6 +33,7 @@ from certs.errors import CertError
 from certs.files import write_pem
 from certs.issue import validate_serial
 from certs.pki import Pki, provision
+from edge.shell.seal_key import SEAL_FILE, SIGNING_FILE, provision_keys
 
 EXIT_BAD_INPUT = 2
 APP_PRIVATE = "app-signing-key.PRIVATE-FOR-THE-APP.pem"
@@ -156,6 +161,15 @@ def provision_device(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     _write_text(public, pub.decode(), False, report)  # from the app's key, if it was lost
+    state = out / "state"  # agent.toml's state_dir
+    had_keys = (state / SEAL_FILE).exists()
+    verify, signing_pub = provision_keys(state, out)
+    if had_keys:
+        report.append(f"kept  {state / SEAL_FILE} and {state / SIGNING_FILE}")
+    else:
+        report.append(f"wrote {state / SEAL_FILE} (the audit seal key; it evolves, mode 0600)")
+        report.append(f"wrote {verify} (K0: move it to the privacy officer, off the device)")
+        report.append(f"wrote {signing_pub} (checkpoints' public key: give it to the backend)")
     acl = out / "mosquitto.acl"
     _write_text(acl, mosquitto_acl(["observer"]), False, report)
     _write_text(out / "mosquitto.conf", _mosquitto_conf(pki, acl, host, port), False, report)

@@ -35,6 +35,7 @@ from edge.policy.consent import to_json
 from edge.shell.audit_log import read_trail, segment_paths, verify_file
 from edge.shell.consent_file import load_consent
 from edge.shell.crypto import load_or_create_key
+from edge.shell.seal_key import SEAL_FILE, SealKey
 from edge.shell.state_file import write_atomically
 from edge.shell.store import OUTBOX_FILE, SqliteOutboxStore
 
@@ -104,10 +105,14 @@ def erase(config: AgentConfig) -> dict[str, int]:
     # The compacted trail starts with one ERASED record that names the hash and sequence
     # number of the last erased record: anyone holding that hash (a backend that received
     # it, an earlier export) can tie the old chain to the new one, and verify() passes.
+    now = datetime.now(UTC).isoformat()
+    seal_path = state_dir / SEAL_FILE
+    seal_with = SealKey(seal_path).current() if seal_path.exists() else None
     anchor = chain(
         None,
         AuditEvent.ERASED,
-        datetime.now(UTC).isoformat(),
+        now,
+        seal_with,
         counts=counts,
         detail=(
             f"data subject erase: records 1..{last.seq if last else 0} compacted; "

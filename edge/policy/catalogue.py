@@ -57,6 +57,7 @@ class FieldName(StrEnum):
     DECLARATION = "declaration"
     DROP_COUNTERS = "drop_counters"
     COMMAND_RESULT = "command_result"
+    AUDIT_CHECKPOINT = "audit_checkpoint"
     AGENT_STATUS = "agent_status"
 
 
@@ -131,6 +132,12 @@ CATALOGUE: dict[FieldName, FieldSpec] = {
             FieldName.COMMAND_RESULT, Kind.RECORD, "result of an inbound command", personal=False
         ),
         _spec(FieldName.AGENT_STATUS, Kind.RECORD, "agent status on request", personal=False),
+        _spec(
+            FieldName.AUDIT_CHECKPOINT,
+            Kind.RECORD,
+            "the audit trail's head, signed by the device",
+            personal=False,
+        ),
     )
 }
 

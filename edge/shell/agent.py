@@ -63,6 +63,7 @@ from edge.shell.executor import Executor
 from edge.shell.gatekeeper import Gatekeeper
 from edge.shell.link import Link, Transport, TransportFactory
 from edge.shell.recorder import Recorder
+from edge.shell.seal_key import Checkpointer, load_seal_key, load_signing_key
 from edge.shell.shipped import load_manifest, manifest_or_reason
 from edge.shell.state_file import AgentState
 from edge.shell.writer import OutboxWriter
@@ -101,7 +102,8 @@ class Agent:
         self.rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self.events: queue.Queue[AgentEvent] = queue.Queue()
         self._audio: list[AudioCaptured] = []  # held for the next clip, only while audio is on
-        self.topics = topics = Topics(config.device.serial, config.broker.topic_prefix)
+        serial = config.device.serial
+        self.topics = topics = Topics(serial, config.broker.topic_prefix)
         self.counters = counters = Counter[str]()
         state_dir = config.device.state_dir
         self.files = files = DeviceFiles(state_dir, config.policy.version, counters)
@@ -111,16 +113,20 @@ class Agent:
             self.state.audio_on,
             config.audio.enabled is False,
         )
-        self.rules = control.GrantRules(
-            app_public_key, config.device.serial, timedelta(seconds=config.policy.receipt_max_age_s)
-        )
+        max_age = timedelta(seconds=config.policy.receipt_max_age_s)
+        self.rules = control.GrantRules(app_public_key, serial, max_age)
+        aud = config.audit
         self.audit = AuditLog(
             state_dir / "audit.jsonl",
             fsync_every=1 << 30,
-            segment_bytes=config.audit.segment_bytes,
-            max_bytes=config.audit.max_bytes,
-            keep=max(timedelta(days=config.audit.keep_days), device.manifest.longest_retention),
+            segment_bytes=aud.segment_bytes,
+            max_bytes=aud.max_bytes,
+            keep=max(timedelta(days=aud.keep_days), device.manifest.longest_retention),
+            sealer=load_seal_key(state_dir, aud.seal_every_records, aud.seal_every_s),
         )
+        signing = load_signing_key(state_dir)
+        every = (aud.checkpoint_every_records, aud.checkpoint_every_s)
+        self.checkpoints = Checkpointer(signing, serial, *every) if signing else None
         self.recorder = recorder = Recorder(self.audit, clock, counters, self._audit_context)
         self.outbox = outbox = open_outbox(config, recorder, synchronous)
         broker, inflight = config.broker, config.broker.max_inflight
@@ -129,7 +135,7 @@ class Agent:
                 broker.endpoints, broker.backoff_base_s, broker.backoff_max_s, broker.protocol
             )
         )
-        self.transport = transport = transport_factory(config.device.serial, self.events)  # type: ignore[arg-type]
+        self.transport = transport = transport_factory(serial, self.events)  # type: ignore[arg-type]
         mqtt5 = lambda: self.transport.protocol is MqttProtocol.MQTT5  # noqa: E731
         self.writer = writer = OutboxWriter(
             outbox, recorder, counters, state_dir, config.outbox.max_queue_bytes, mqtt5
@@ -253,9 +259,14 @@ class Agent:
             self.events.task_done()  # is_idle(): handled and committed, not merely taken
         return len(batch)
 
-    def commit(self) -> None:
+    def commit(self, final: bool = False) -> None:
         """Make the batch durable (``OutboxWriter.commit``: a full disk waits in memory),
-        fsync the audit trail, pump the outbox."""
+        fsync the audit trail, pump the outbox. A checkpoint of the trail's head is queued
+        first when one is due (``final``: at a clean stop, always)."""
+        if self.checkpoints and (
+            due := self.checkpoints.due(self.audit.last, self.clock.now(), final)
+        ):
+            self.gate.submit(due, Channel.AUDIT_CHECKPOINT, Priority.STATUS)
         self.writer.commit()
         if not self._status_stored:  # once: READY for a service manager (``ready``)
             telemetry = self.topics.of(Channel.TELEMETRY)
@@ -367,24 +378,16 @@ class Agent:
     # -- stop ------------------------------------------------------------------------------
 
     def _stop(self) -> None:
-        self.commit()
+        self.commit(final=True)
         self.stopped = True
-        if self.link.connected:
-            try:
-                stopped = self.link.availability("stopped", self.state.session_counter)
-                if stopped is not None:
-                    self.link.publish_retained(*stopped)
-            except TransportError as err:
-                logger.warning("could not publish 'stopped': %s", err)
-            self.transport.disconnect()
-        self.transport.close()
+        self.link.say_stopped(self.state.session_counter)
         self.recorder.agent(AuditEvent.STOPPED)
         self.audit.close()
         self.outbox.close()
 
     def kill(self) -> None:
-        """Die without goodbye (simulated power cut): no DISCONNECT, no flush beyond what
-        was committed. The broker sends the Will."""
+        """Die without goodbye (a power cut): no flush beyond the last commit, the broker
+        sends the Will."""
         self.stopped = True
         self.transport.drop()
         self.transport.close(timeout_s=1)

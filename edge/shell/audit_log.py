@@ -39,6 +39,7 @@ from edge.audit import (
     verify_trail,
 )
 from edge.errors import StoreError
+from edge.shell.seal_key import SealKey
 
 MAX_GATHERED = 4096  # lines held before a write even without a sync
 
@@ -132,8 +133,12 @@ class AuditLog:
         segment_bytes: int | None = None,
         max_bytes: int | None = None,
         keep: timedelta = timedelta(days=30),
+        sealer: SealKey | None = None,
     ) -> None:
+        """``sealer``: seal every record with the current epoch's key (``edge.seal``)."""
         self.path = path
+        self._sealer = sealer
+        self._closing = False  # an epoch's closing record waits to be durable
         self._fsync_every = max(1, fsync_every)
         self._unsynced = 0
         self._segment_bytes = segment_bytes
@@ -170,7 +175,13 @@ class AuditLog:
     def append(self, event: AuditEvent, time: str, **fields: object) -> AuditRecord:
         """Chain and write one record. On a full disk the line is held in memory, in
         order, and written by the next append or sync that finds room (``backlog``)."""
-        record, line = chain_line(self._last, event, time, **fields)
+        seal_with = None
+        if self._sealer is not None:
+            if self._sealer.due(time):
+                self._close_epoch(self._sealer, time)
+            seal_with = self._sealer.current()
+            self._sealer.count()
+        record, line = chain_line(self._last, event, time, seal_with, **fields)
         self._last = record
         self._backlog.append((line + "\n").encode())
         if self._fsync_every == 1 or len(self._backlog) >= MAX_GATHERED:
@@ -178,6 +189,35 @@ class AuditLog:
         if self._unsynced >= self._fsync_every:
             self.sync()
         return record
+
+    def _close_epoch(self, sealer: SealKey, time: str) -> None:
+        """The epoch's last record, sealed with its own key: the verifier then knows where
+        the epoch ended, so none of its records can be dropped or moved into a later epoch
+        by someone holding a later key. Durable before the key moves on; on a full disk
+        the epoch stays open (its key is kept) until the record is written."""
+        if not self._closing:
+            epoch, key = sealer.current()
+            record, line = chain_line(
+                self._last,
+                AuditEvent.EPOCH_CLOSED,
+                time,
+                (epoch, key),
+                counts={"records": sealer.records},
+                detail=f"epoch {epoch} closed",
+            )
+            self._last = record
+            self._backlog.append((line + "\n").encode())
+            self._closing = True
+        self._write_backlog()
+        if self._backlog or self._fd is None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            return
+        self._unsynced = 0
+        self._closing = False
+        sealer.advance(time)
 
     @property
     def backlog(self) -> int:

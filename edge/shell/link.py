@@ -127,6 +127,19 @@ class Link:
             self._counters[Count.AVAILABILITY_DENIED] += 1
         return found
 
+    def say_stopped(self, session: int) -> None:
+        """A clean stop: the retained availability says ``stopped`` (where the gate lets
+        it), then DISCONNECT (so the broker does not send the Will), then close."""
+        if self.connected:
+            try:
+                stopped = self.availability("stopped", session)
+                if stopped is not None:
+                    self.publish_retained(*stopped)
+            except TransportError as err:
+                logger.warning("could not publish 'stopped': %s", err)
+            self.transport.disconnect()
+        self.transport.close()
+
     def on_failed(self, event: ConnectFailed, jitter: float) -> Connect:
         logger.warning("connect to %s failed: %s", event.endpoint, event.reason)
         self._counters[Count.CONNECT_FAILURES] += 1

@@ -160,6 +160,7 @@ CASES = [
             "drop_counters",
             "command_result",
             "agent_status",
+            "audit_checkpoint",
         },
     ),
 ]
