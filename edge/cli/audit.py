@@ -96,6 +96,11 @@ def _verify(
             print(f"  checkpoint {result.index} (record {result.seq}): {state}")
             if not result.ok:
                 problems.append(f"checkpoint {result.index}: {result.problem}")
+        anchored = max((c.seq for c in received), default=0)
+        after = [r for r in records if r.seq > anchored]
+        if after:  # what a cut there would not show: say so, so nobody reads it as proven
+            print(f"  {len(after)} record(s) after the last checkpoint (record {anchored}): "
+                  "not anchored yet, a cut there would not show")  # fmt: skip
     if not problems:
         print(f"OK: {report.checked} records, chain intact ({path})")
         return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from certs.pki import Pki
+from certs.pki import Pki, issue_device_files
 from edge.config import AuditConfig
 from edge.inputs import StatusDue
 from firmware_sim.broker import MosquittoBroker
@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 def test_a_live_trail_verifies_against_its_seals_and_checkpoints(
     pki: Pki, shared_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    serial = "SN0002"
+    serial = "SN0020"  # its own device: the shared broker keeps retained messages per topic
+    issue_device_files(pki, serial)
     backend = backend_observer(pki, shared_broker.host, shared_broker.port, f"devices/{serial}/#")
     backend.start()
     setup = prepare_device(pki, serial, tmp_path / serial)
