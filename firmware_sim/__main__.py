@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import shutil
 import sys
@@ -31,15 +32,21 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from certs.errors import CertError
 from certs.pki import Identity, Pki, provision
 from edge.errors import EdgeError
+from edge.seal import check_against_checkpoints, parse_checkpoint, verify_seals
+from edge.shell.audit_log import read_trail
 from edge.shell.shipped import list_versions, load_manifest
 from firmware_sim.broker import BrokerTls, MosquittoBroker, start_mosquitto
 from firmware_sim.device import SimDevice
 from firmware_sim.errors import SimError
 from firmware_sim.harness import (
     AgentHarness,
+    DeviceSetup,
     SimClock,
     agent_config,
     backend_observer,
@@ -341,9 +348,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out / "report.html", records, summary, audit, [v for v, _, _ in DEMO_PLAN], wall
     )
     say(f"HTML report: {report}")
-    say(f"audit trail: {audit_path} (check it: python -m edge audit verify {audit_path})")
+    sealed, line = _seals_and_checkpoints(setup, records, out)
+    print(line)
+    say(
+        f"audit trail: {audit_path.parent} (check it: python -m edge audit verify "
+        f"{audit_path.parent} --seal-key {setup.seal_verify_key} --checkpoints "
+        f"{out / 'checkpoints.jsonl'} --device-key {setup.signing_public_key})"
+    )
     drained = all(r.drained for r in records)
-    return 0 if (not audit.findings and summary.audit_ok and drained) else 1
+    return 0 if (not audit.findings and summary.audit_ok and sealed and drained) else 1
+
+
+def _seals_and_checkpoints(
+    setup: DeviceSetup, records: Sequence[RunRecord], out: Path
+) -> tuple[bool, str]:
+    """The trail's seals against the verifier's key, and against the checkpoints the
+    backend received (written to ``out/checkpoints.jsonl`` for ``audit verify``)."""
+    trail = [r for segment in read_trail(out / "device" / "state") for r in segment.records]
+    seals = verify_seals(trail, setup.seal_verify_key.read_bytes())
+    received = [
+        json.loads(m.payload)["data"]["audit_checkpoint"]
+        for record in records
+        for m in record.messages
+        if m.topic.endswith("/audit/checkpoint")
+    ]
+    (out / "checkpoints.jsonl").write_text("".join(json.dumps(c) + "\n" for c in received))
+    key = serialization.load_pem_public_key(setup.signing_public_key.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        return False, f"Audit seals: {setup.signing_public_key} is not an Ed25519 key"
+    results = check_against_checkpoints(trail, [parse_checkpoint(c) for c in received], key)
+    consistent = sum(r.ok for r in results)
+    ok = seals.ok and seals.sealed > 0 and consistent == len(results)
+    verdict = "valid" if seals.ok else f"BROKEN at record {seals.first_bad_seq}: {seals.problem}"
+    return ok, (
+        f"Audit seals: {seals.sealed} records sealed, {verdict}; "
+        f"{consistent} of {len(results)} signed checkpoint(s) consistent"
+    )
 
 
 # -- audit ------------------------------------------------------------------------------------
