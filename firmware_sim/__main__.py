@@ -350,6 +350,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say(f"HTML report: {report}")
     sealed, line = _seals_and_checkpoints(setup, records, out)
     print(line)
+    checked = ", ".join(f"{k} {v}" for k, v in sorted(backend.checked.items()))
+    print(f"Contract: {sum(backend.checked.values())} messages valid against docs/asyncapi.yaml "
+          f"({checked})")  # fmt: skip
     say(
         f"audit trail: {audit_path.parent} (check it: python -m edge audit verify "
         f"{audit_path.parent} --seal-key {setup.seal_verify_key} --checkpoints "
