@@ -100,12 +100,19 @@ def load_seal_key(state_dir: Path, every_records: int, every_s: float) -> SealKe
 
 
 def load_signing_key(state_dir: Path) -> Ed25519PrivateKey | None:
-    """The device's checkpoint signing key, or None (no checkpoints are published)."""
+    """The device's checkpoint signing key, or None (no checkpoints are published).
+
+    Raises:
+        StoreError: the file is there but unusable (the daemon stops and says which).
+    """
     path = state_dir / SIGNING_FILE
     if not path.exists():
         logger.warning("no %s: no audit checkpoints are published", path)
         return None
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as err:
+        raise StoreError(f"{path}: cannot load the checkpoint signing key: {err}") from err
     if not isinstance(key, Ed25519PrivateKey):
         raise StoreError(f"{path}: not an Ed25519 private key")
     return key

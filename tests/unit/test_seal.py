@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.audit import AuditEvent, AuditRecord, chain, verify
+from edge.errors import StoreError
 from edge.seal import (
     KeyChain,
     check_against_checkpoints,
@@ -29,6 +30,7 @@ from edge.shell.seal_key import (
     SIGNING_FILE,
     VERIFY_FILE,
     SealKey,
+    load_signing_key,
     provision_keys,
 )
 from tests.cli import run_edge
@@ -239,3 +241,14 @@ def test_audit_verify_with_the_keys_and_checkpoints(tmp_path: Path) -> None:
         (tmp_path / "verifier" / "device-signing.pub").read_bytes()
     )
     assert isinstance(public, Ed25519PublicKey)
+
+
+def test_unusable_key_files_are_refused_with_their_path(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    provision_keys(state, tmp_path / "verifier")
+    (state / SIGNING_FILE).write_text("not a key")
+    with pytest.raises(StoreError, match=r"device-signing\.key: cannot load"):
+        load_signing_key(state)
+    (state / SEAL_FILE).write_bytes(b"short")
+    with pytest.raises(StoreError, match="not an audit seal key"):
+        SealKey(state / SEAL_FILE)
