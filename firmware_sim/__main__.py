@@ -121,6 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"--consent: unknown purpose(s) {sorted(unknown)} (known: {', '.join(ALL_CONSENTS)})"
         )
     audio = None if args.audio is None else args.audio == "on"
+    if (args.backend_cert or args.backend_key) and not args.broker:
+        raise SimError("--backend-cert/--backend-key go with --broker (a local run has its own)")
     images = load_images(Path(args.images)) if args.images else []
     with tempfile.TemporaryDirectory(prefix="firmware-sim-") as tmp:
         work = Path(tmp)

@@ -42,6 +42,10 @@ def test_sim_list_names_every_scenario() -> None:
         ),
         (("run", "--scenario", "normal_day", "--policy", "xx"), "unknown policy version 'xx'"),
         (
+            ("run", "--scenario", "normal_day", "--policy", "en-2020-01-19", "--backend-cert", "b"),
+            "go with --broker",
+        ),
+        (
             (
                 "run",
                 "--scenario",
