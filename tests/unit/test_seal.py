@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from edge.audit import AuditEvent, AuditRecord, chain, verify
 from edge.errors import StoreError
 from edge.seal import (
+    Checkpoint,
     KeyChain,
     check_against_checkpoints,
     evolve,
@@ -141,7 +142,9 @@ def test_dropping_the_end_of_an_earlier_epoch_is_detected(tmp_path: Path) -> Non
     assert "was not closed" in report.problem or "jumps" in report.problem
 
 
-def _checkpoints(records: list[AuditRecord], key: Ed25519PrivateKey, at: list[int]) -> list[object]:
+def _checkpoints(
+    records: list[AuditRecord], key: Ed25519PrivateKey, at: list[int]
+) -> list[Checkpoint]:
     by_seq = {r.seq: r for r in records}
     return [
         sign_checkpoint(key, "SN0001", by_seq[n], by_seq[n].epoch or 0, START.isoformat())
@@ -159,7 +162,7 @@ def test_cutting_the_last_records_is_caught_by_the_next_checkpoint(tmp_path: Pat
     state, _, records = _device(tmp_path)
     key = _signing(state)
     checkpoints = _checkpoints(records, key, [10, 20, 30])
-    results = check_against_checkpoints(records[:25], checkpoints, key.public_key())  # type: ignore[arg-type]
+    results = check_against_checkpoints(records[:25], checkpoints, key.public_key())
     assert [r.ok for r in results] == [True, True, False]
     assert "truncated: the trail ends at record 25" in results[2].problem
 
@@ -170,7 +173,7 @@ def test_a_replayed_checkpoint_and_a_forged_one_are_refused(tmp_path: Path) -> N
     good = _checkpoints(records, key, [10, 20])
     forged = _checkpoints(records, Ed25519PrivateKey.generate(), [30])
     received = [good[0], good[1], good[0], forged[0]]
-    results = check_against_checkpoints(records, received, key.public_key())  # type: ignore[arg-type]
+    results = check_against_checkpoints(records, received, key.public_key())
     assert [r.ok for r in results] == [True, True, False, False]
     assert results[2].problem.startswith("replayed")
     assert results[3].problem == "forged: bad signature"
@@ -185,7 +188,7 @@ def test_a_record_replaced_under_a_checkpoint_is_named(tmp_path: Path) -> None:
         27,
         _stolen_key(state),
     )
-    results = check_against_checkpoints(forged, checkpoints, key.public_key())  # type: ignore[arg-type]
+    results = check_against_checkpoints(forged, checkpoints, key.public_key())
     assert not results[0].ok
     assert "not the one the device signed" in results[0].problem
 
@@ -221,7 +224,7 @@ def test_audit_verify_with_the_keys_and_checkpoints(tmp_path: Path) -> None:
     state, _, records = _device(tmp_path)
     key = _signing(state)
     received = tmp_path / "checkpoints.jsonl"
-    lines = [json.dumps(c.to_json()) for c in _checkpoints(records, key, [10, 36])]  # type: ignore[attr-defined]
+    lines = [json.dumps(c.to_json()) for c in _checkpoints(records, key, [10, 36])]
     received.write_text("\n".join(lines) + "\n")
     args = [
         "--seal-key", str(tmp_path / "verifier" / VERIFY_FILE),
