@@ -5,7 +5,8 @@ forensics", 1999) and systemd-journald's Forward Secure Sealing (Marson and Poet
 2013), with a symmetric key chain:
 
 - At provisioning a random 32-byte key ``K0`` is made. The verifier (a privacy officer,
-  the backend) keeps it; the device keeps only the current epoch key.
+  the backend) keeps it; the device gets ``K1`` and from then on holds only the current
+  epoch's key.
 - Epoch ``e+1``'s key is ``K(e+1) = HMAC-SHA256(K(e), "edge audit epoch")``: one-way, so
   a key taken from a device at epoch ``e`` cannot give any earlier key.
 - Each record's ``seal`` is ``HMAC-SHA256(K(epoch), record hash)``; the record's hash
@@ -75,7 +76,7 @@ def verify_seals(records: Iterable[AuditRecord], initial_key: bytes) -> SealRepo
     """Each record sealed with its own epoch's key; epochs go up one at a time, each
     ended by its ``EPOCH_CLOSED`` record (sealed with the key it closes), so a record
     cannot be dropped from an earlier epoch or moved into a later one; a trail that
-    starts at GENESIS starts at epoch 0 (or with an erase). A record without a seal in a
+    starts at GENESIS starts at epoch 1 (or with an erase). A record without a seal in a
     sealed trail is a failure (removing seals is an edit)."""
     chain = KeyChain(initial_key)
     sealed = 0
@@ -91,8 +92,8 @@ def verify_seals(records: Iterable[AuditRecord], initial_key: bytes) -> SealRepo
                 continue  # written before sealing was set up: reported as unsealed
             return bad(record, "record without a seal")
         starts = previous is None and record.prev == GENESIS
-        if starts and record.epoch != 0 and record.event is not AuditEvent.ERASED:
-            return bad(record, f"the trail starts at epoch {record.epoch}, not 0")  # erase: any
+        if starts and record.epoch != 1 and record.event is not AuditEvent.ERASED:
+            return bad(record, f"the trail starts at epoch {record.epoch}, not 1")  # erase: any
         if previous is not None and previous.epoch is not None and record.epoch != previous.epoch:
             if record.epoch < previous.epoch:
                 return bad(record, f"epoch goes back from {previous.epoch} to {record.epoch}")

@@ -8,7 +8,8 @@ fsynced before the next record is sealed, and the old key's bytes in memory are 
 What Python cannot promise: copies the interpreter made while hashing (``hmac`` works
 on an immutable copy) may linger in freed memory until reused; on a real camera the
 same loop in C would wipe them too. The first key (``K0``) is written only to the
-verifier's file, which provisioning says to move off the device.
+verifier's file, which provisioning says to move off the device; the device starts at
+epoch 1 with ``K1``.
 """
 
 from __future__ import annotations
@@ -119,16 +120,16 @@ def load_signing_key(state_dir: Path) -> Ed25519PrivateKey | None:
 
 
 def provision_keys(state_dir: Path, out_dir: Path) -> tuple[Path, Path]:
-    """Make the seal key (epoch 0 in the state folder, ``K0`` for the verifier in
+    """Make the seal key (``K1``, epoch 1, in the state folder; ``K0`` for the verifier in
     ``out_dir``) and the checkpoint signing pair (private in the state folder, public in
     ``out_dir``), unless they exist. Returns the verifier's key file and the public key."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     seal_path, verify_path = state_dir / SEAL_FILE, out_dir / VERIFY_FILE
     if not seal_path.exists():
-        first = os.urandom(KEY_BYTES)
+        first = os.urandom(KEY_BYTES)  # K0: the verifier's only, never on the device
         _write_new(verify_path, first)
-        _write_new(seal_path, (0).to_bytes(8, "big") + first)
+        _write_new(seal_path, (1).to_bytes(8, "big") + evolve(first))
     signing_path, public_path = state_dir / SIGNING_FILE, out_dir / SIGNING_PUB_FILE
     if not signing_path.exists():
         key = Ed25519PrivateKey.generate()

@@ -83,13 +83,13 @@ def test_a_sealed_trail_verifies_and_epochs_advance(tmp_path: Path) -> None:
     state, first, records = _device(tmp_path)
     report = verify_seals(records, first)
     assert report.ok, report.problem
-    assert report.sealed == 36  # 30 records and the closing record of epochs 0 to 5
-    assert {r.epoch for r in records} == {0, 1, 2, 3, 4, 5, 6}  # every 5 records
+    assert report.sealed == 36  # 30 records and the closing record of epochs 1 to 6
+    assert {r.epoch for r in records} == {1, 2, 3, 4, 5, 6, 7}  # every 5 records
     closed = [r for r in records if r.event is AuditEvent.EPOCH_CLOSED]
-    assert [r.epoch for r in closed] == [0, 1, 2, 3, 4, 5]
+    assert [r.epoch for r in closed] == [1, 2, 3, 4, 5, 6]
     epoch, key = _stolen_key(state)
-    assert epoch == 6
-    assert key == KeyChain(first).key(6)
+    assert epoch == 7
+    assert key == KeyChain(first).key(7)
     assert first not in (state / SEAL_FILE).read_bytes()  # K0 is not on the device
 
 
@@ -108,29 +108,29 @@ def test_a_restart_starts_a_new_epoch_and_the_old_key_is_overwritten(tmp_path: P
 
 def test_rewriting_an_earlier_epoch_with_the_stolen_key_is_detected(tmp_path: Path) -> None:
     state, first, records = _device(tmp_path)
-    stolen = _stolen_key(state)  # the attacker is at epoch 6 and holds its key
+    stolen = _stolen_key(state)  # the attacker is at epoch 7 and holds its key
     edited = list(records)
-    edited[7] = dataclasses.replace(records[7], size=1)  # epoch 2: "this clip was smaller"
+    edited[7] = dataclasses.replace(records[7], size=1)  # epoch 3: "this clip was smaller"
     forged = _reseal(edited, 7, stolen)
     assert verify(forged).ok  # the hash chain alone is fooled: it was recomputed
     report = verify_seals(forged, first)
     assert not report.ok
     assert report.first_bad_seq == 8
-    assert "epoch jumps from 1 to 6" in report.problem
+    assert "epoch jumps from 2 to 7" in report.problem
 
 
 def test_a_record_sealed_with_another_epochs_key_is_named(tmp_path: Path) -> None:
     _, first, records = _device(tmp_path)
     last = records[-1]
-    wrong = seal(KeyChain(first).key(5), last.hash)
+    wrong = seal(KeyChain(first).key(6), last.hash)
     report = verify_seals([*records[:-1], dataclasses.replace(last, seal=wrong)], first)
     assert not report.ok
-    assert report.problem == "sealed with the key of epoch 5, not of its epoch 6"
+    assert report.problem == "sealed with the key of epoch 6, not of its epoch 7"
 
 
 def test_dropping_the_end_of_an_earlier_epoch_is_detected(tmp_path: Path) -> None:
     """The attacker removes epoch 5's last records and its closing record, and re-seals
-    the rest as epoch 6: epoch 5 then ends without being closed."""
+    the rest with the stolen key: epoch 5 then ends without being closed."""
     state, first, records = _device(tmp_path)
     five = [i for i, r in enumerate(records) if r.epoch == 5]
     start, end = five[2], five[-1] + 1  # epoch 5's last records and its closing record
