@@ -1,8 +1,10 @@
 """Benchmark: days of a doorbell's life at high speed: does anything grow or get lost?
 
-The production agent (the daemon's ``Agent``: gate, encrypted outbox, audit trail with
-rotation and its cap, mutual-TLS transport) runs in a child process of its own, with a
-simulated clock (``--day-s`` real seconds per simulated day) against a local Mosquitto.
+The daemon (``edge.cli.daemon.run``, as ``python -m edge run`` runs it: gate, encrypted
+outbox, sealed audit trail with rotation and its cap, mutual-TLS transport, its status
+timer) runs in a child process of its own, on a simulated clock (``--day-s`` real seconds
+per simulated day) against a local Mosquitto; the child puts the camera's inputs on its
+queue.
 Each simulated hour: a status report, two motion alarms with snapshot and clip, a
 diagnostics sample (sent only while consented). Each day: the app grants diagnostics
 (a signed receipt, through the broker) and later withdraws it, the link drops once and
@@ -37,12 +39,15 @@ from paho.mqtt.enums import MQTTProtocolVersion
 
 from certs.pki import Identity, Pki, provision
 from edge.audit import AuditEvent
+from edge.cli.daemon import run as run_daemon
 from edge.config import AuditConfig, OutboxConfig
 from edge.inputs import ButtonPressed, DiagnosticsSampled, MotionAlarm, StatusDue
+from edge.policy.receipts import ReceiptBody, sign_receipt
+from edge.shell.agent import Agent
 from edge.shell.audit_log import read_trail
 from firmware_sim.broker import BrokerTls, start_mosquitto
 from firmware_sim.device import diagnostics_values
-from firmware_sim.harness import AgentHarness, SimClock, agent_config, prepare_device
+from firmware_sim.harness import SimClock, agent_config, prepare_device
 from firmware_sim.link import LinkRelay
 from firmware_sim.observer import Observer, client_context
 from firmware_sim.scene import PlateStyle, render_street
@@ -62,6 +67,8 @@ def say(**fields: object) -> None:
 
 
 def child(args: argparse.Namespace) -> None:
+    """The daemon (``edge.cli.daemon.run``: the agent, its loop, its status timer) on a
+    fast clock, with the hardware's inputs put on its queue as the camera would."""
     import numpy as np
 
     folder = Path(args.pki)
@@ -73,12 +80,17 @@ def child(args: argparse.Namespace) -> None:
     setup = prepare_device(pki, SERIAL, Path(args.work))
     config = agent_config(setup, [(relay.host, relay.port)], "en-2023-01-10", audio=False)
     config = replace(config, audit=AUDIT, outbox=OUTBOX)
-    speed = 86400.0 / args.day_s
     start = datetime(2026, 12, 1, tzinfo=UTC)
-    clock = SimClock(speed, start)
-    harness = AgentHarness(setup, config, clock)
-    harness.start(tick_s=0.05)
-    harness.wait_connected(15)
+    clock = SimClock(86400.0 / args.day_s, start)
+    started: list[Agent] = []
+    stop = threading.Event()
+    daemon = threading.Thread(
+        target=run_daemon, args=(config, stop), kwargs={"clock": clock, "on_start": started.append}
+    )
+    daemon.start()
+    while not started:
+        time.sleep(0.01)
+    agent = started[0]
     rng = np.random.default_rng(7)
     frames = [render_street(rng, 320, 180, [PlateStyle.EU]).frame for _ in range(4)]
 
@@ -87,21 +99,34 @@ def child(args: argparse.Namespace) -> None:
         while clock.now() < due:
             time.sleep(0.005)
 
+    def idle(timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if agent.is_idle():
+                time.sleep(0.05)  # a PUBACK handled in this very batch is committed next
+                if agent.is_idle():
+                    return True
+            time.sleep(0.02)
+        return False
+
     for day in range(args.days):
         say(day=day, phase="start", sim=clock.now().isoformat())
         for hour in range(24):
             at(day * 24 + hour)
             now = clock.now()
-            harness.put(StatusDue(now))
+            agent.events.put(StatusDue(now))
             for k in range(2):
                 frame = frames[(hour + k) % len(frames)]
-                harness.put(MotionAlarm(now, frame, tuple(frames[:3])))
-            harness.put(DiagnosticsSampled(now, diagnostics_values(rng)))
+                agent.events.put(MotionAlarm(now, frame, tuple(frames[:3])))
+            agent.events.put(DiagnosticsSampled(now, diagnostics_values(rng)))
             if hour == 2:
-                payload = harness.command_payload("consent.grant", "diagnostics")
+                body = ReceiptBody(SERIAL, "diagnostics", "en-2023-01-10", now, day + 1)
+                receipt = sign_receipt(setup.app_key, body).to_json()
+                command = {"id": f"grant-{day}", "command": "consent.grant", "receipt": receipt}
+                payload = json.dumps(command).encode()
                 say(publish=f"devices/{SERIAL}/cmd", payload=base64.b64encode(payload).decode())
             if hour == 14:
-                harness.put(ButtonPressed(now))  # withdraws every consent held
+                agent.events.put(ButtonPressed(now))  # withdraws every consent held
             if hour == 8:
                 relay.drop()
             if hour == 18:
@@ -111,16 +136,14 @@ def child(args: argparse.Namespace) -> None:
             if hour == 12 and day % 2 == 1:
                 say(restart_broker=True)
         at((day + 1) * 24)
-        harness.wait_handled(10)
         say(day=day, phase="end", sim=clock.now().isoformat())
     relay.up()
-    harness.wait_connected(30)
-    drained = harness.wait_drained(60)
-    agent = harness.agent
-    counters = dict(agent.counters) if agent is not None else {}
-    harness.stop()
+    drained = idle(60)
+    counters = {k: v for k, v in agent.counters.items() if v}
+    stop.set()
+    daemon.join(30)
     relay.close()
-    say(done=True, drained=drained, counters={k: v for k, v in counters.items() if v})
+    say(done=True, drained=drained, counters=counters)
 
 
 # -- the parent: broker, backend, measurements ------------------------------------------

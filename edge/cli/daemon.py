@@ -15,20 +15,25 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from edge.config import AgentConfig, parse_config
 from edge.errors import ConfigError, ConfigIssue, EdgeError
-from edge.shell.clock import SystemClock
+from edge.shell.clock import Clock, SystemClock
 from edge.shell.notify import Notifier
 from edge.shell.shipped import list_versions
 from edge.shell.tls import TlsFiles, TlsIdentity, check_key_permissions
 from edge.shell.transport import MqttTransport
+
+if TYPE_CHECKING:
+    from edge.shell.agent import Agent
 
 logger = logging.getLogger(__name__)
 
@@ -183,8 +188,14 @@ def run(
     config: AgentConfig,
     stop_event: threading.Event | None = None,
     config_path: Path | None = None,
+    clock: Clock | None = None,
+    on_start: Callable[[Agent], None] | None = None,
 ) -> int:
-    """Run the agent until SIGTERM/SIGINT (or ``stop_event``); SIGHUP re-reads ``config_path``."""
+    """Run the agent until SIGTERM/SIGINT (or ``stop_event``); SIGHUP re-reads ``config_path``.
+
+    ``clock`` and ``on_start`` are for embedding the daemon whole (``benchmarks/soak.py``
+    runs it for simulated days on a fast clock and feeds its inputs): the wall clock and
+    nothing, by default."""
     from edge.shell.agent import Agent, Stop
     from edge.shell.camera_source import start_camera
     from edge.shell.memory import tune_malloc
@@ -206,7 +217,7 @@ def run(
 
     agent = Agent(
         config,
-        SystemClock(),
+        clock or SystemClock(),
         transport_factory,
         app_public_key=app_key,
         status_every_s=config.device.status_every_s,
@@ -240,6 +251,8 @@ def run(
     if problem is not None:
         logger.error("plate anonymiser degraded, every image will be blurred whole: %s", problem)
     notifier = Notifier()
+    if on_start is not None:
+        on_start(agent)
     try:
         agent.start()  # agent.run(), with a systemd notify turn after each step
         while not agent.stopped:
