@@ -211,6 +211,7 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float, float]
                 continue
         if _median(w[m] / h[m]) < MIN_ASPECT or _median(area[m] / (w[m] * h[m])) > MAX_FILL:
             continue
+        m = _along_the_row(m, x, w, h, cx, cy)
         glyph_h = _median(h[m])
         x0, x1 = float(x[m].min()), float((x[m] + w[m]).max())
         if x1 - x0 > MAX_ROW_LENGTH * glyph_h:
@@ -233,6 +234,38 @@ def _rows(glyphs: Stats) -> list[tuple[float, float, float, float, float, float]
         slope = abs(float(np.polyfit(cx[m], cy[m], 1)[0])) if np.ptp(cx[m]) > 0 else 0.0
         rows.append((x0, y0, x1, y1, glyph_h, min(slope, MAX_SLOPE)))
     return rows
+
+
+def _along_the_row(
+    m: NDArray[np.intp],
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    h: NDArray[np.float64],
+    cx: NDArray[np.float64],
+    cy: NDArray[np.float64],
+) -> NDArray[np.intp]:
+    """The row's glyphs and those that continue it along its own fitted line: on a
+    tilted plate a glyph split in two, or a wider gap, breaks the pairwise link, and the
+    row then starts mid-plate, leaving its first characters uncovered."""
+    if np.ptp(cx[m]) <= 0:
+        return m
+    slope, intercept = np.polyfit(cx[m], cy[m], 1)
+    glyph_h = _median(h[m])
+    members = set(m.tolist())
+    while True:
+        x0, x1 = float(x[m].min()), float((x[m] + w[m]).max())
+        near = (
+            (h <= glyph_h * HEIGHT_RATIO)
+            & (h >= glyph_h / HEIGHT_RATIO)
+            & (np.abs(cy - (slope * cx + intercept)) <= CENTRE_TOLERANCE * glyph_h)
+            & (x + w >= x0 - GAP_RATIO * glyph_h)
+            & (x <= x1 + GAP_RATIO * glyph_h)
+        )
+        found = [int(k) for k in np.flatnonzero(near) if int(k) not in members]
+        if not found:
+            return m
+        members.update(found)
+        m = np.asarray(sorted(members))
 
 
 def _percentile(values: NDArray[np.int16], q: float) -> float:
