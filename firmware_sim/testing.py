@@ -18,6 +18,7 @@ demand.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -68,6 +69,9 @@ class BrokerTarget:
     backend: Identity
     device_identity: Callable[[str], Identity]  # serial -> its client certificate
     serials: Sequence[str] = ()  # serials with a certificate ready ([] : issued on demand)
+    # Issued on demand: a new serial each time, for the whole session, so that no test
+    # sees the retained messages (birth, availability) of an earlier test's device.
+    new_serial: Callable[[], str] | None = None
 
 
 @contextlib.contextmanager
@@ -84,9 +88,16 @@ def local_broker(workdir: Path) -> Iterator[BrokerTarget]:
                 issue_device_files(pki, serial)
             return pki.devices[serial]
 
+    numbers = itertools.count(1)
+
+    def new_serial() -> str:
+        with lock:
+            return f"SIM{next(numbers):05d}"
+
+    backend = pki.observers["backend"]
     try:
         yield BrokerTarget(
-            broker.host, broker.port, pki.ca_cert, pki.observers["backend"], identity
+            broker.host, broker.port, pki.ca_cert, backend, identity, new_serial=new_serial
         )
     finally:
         broker.stop()
@@ -282,7 +293,6 @@ class SimFleet:
         name = f"backend-{workdir.name[-12:]}".replace("_", "-")
         self.backend = Observer(target.host, target.port, context, name, "devices/#").start()
         self.devices: list[SimulatedDevice] = []
-        self._next = 1
 
     def start(
         self,
@@ -323,9 +333,9 @@ class SimFleet:
             if len(free) < count:
                 raise SimError(f"{count} device(s) wanted, {len(free)} certificate(s) left")
             return free[:count]
-        chosen = [f"SIM{self._next + i:05d}" for i in range(count)]
-        self._next += count
-        return chosen
+        if self.target.new_serial is None:
+            raise SimError("this broker target has neither fixed serials nor a way to issue them")
+        return [self.target.new_serial() for _ in range(count)]
 
     def close(self) -> None:
         """Stop every device cleanly, then the backend (``ContractError`` if any message
