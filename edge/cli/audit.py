@@ -27,8 +27,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge.audit import verify_trail
 from edge.seal import KEY_BYTES, check_against_checkpoints, parse_checkpoint, verify_seals
-from edge.shell.audit_log import read_trail, trail_path, verify_trail_at
+from edge.shell.audit_log import read_trail, trail_path
 
 EXPORT_COLUMNS = (
     "seq",
@@ -60,7 +61,8 @@ def _verify(
     path: Path, seal_key: Path | None, checkpoints: Path | None, device_key: Path | None
 ) -> int:
     """Print the chain per segment, then the seals and the checkpoints where given."""
-    report = verify_trail_at(path)
+    segments = read_trail(path)  # read once: the chain, the seals and the checkpoints
+    report = verify_trail(segments)
     for segment in report.segments:
         span = f"records {segment.first_seq}..{segment.last_seq}" if segment.records else "empty"
         print(f"  segment {segment.number}: {segment.records} records ({span}): "
@@ -68,7 +70,7 @@ def _verify(
     if report.deleted:
         print(f"  {report.deleted} older segment(s) deleted by the agent past retention")
     problems = [] if report.ok else [f"record {report.first_bad_seq}: {report.problem}"]
-    records = [r for segment in read_trail(path) for r in segment.records]
+    records = [r for segment in segments for r in segment.records]
     if seal_key is not None:
         seals = verify_seals(records, _read_seal_key(seal_key))
         if seals.ok and seals.sealed == 0:

@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.audit import AuditEvent, chain
+from edge.audit import AuditEvent, chain, verify_trail
 from edge.cli.daemon import load_config
 from edge.config import AgentConfig
 from edge.errors import ConfigError, EdgeError, StoreError
 from edge.policy.consent import to_json
-from edge.shell.audit_log import read_trail, segment_paths, verify_file
+from edge.shell.audit_log import read_trail, segment_paths
 from edge.shell.consent_file import load_consent
 from edge.shell.crypto import load_or_create_key
 from edge.shell.seal_key import SEAL_FILE, SealKey
@@ -95,9 +95,10 @@ def erase(config: AgentConfig) -> dict[str, int]:
         counts["consent_entries"] = len(load_consent(consent_path).entries)
         consent_path.unlink()
     audit_path = state_dir / "audit.jsonl"
-    records = [r for segment in read_trail(audit_path) for r in segment.records]
+    segments = read_trail(audit_path)
+    records = [r for segment in segments for r in segment.records]
     counts["audit_records"] = len(records)
-    if not verify_file(audit_path).ok and audit_path.exists():
+    if not verify_trail(segments).ok and audit_path.exists():
         raise StoreError(f"{audit_path}: the audit trail does not verify; not erasing it")
     for _, segment in segment_paths(audit_path):  # every segment is compacted too
         segment.unlink()
