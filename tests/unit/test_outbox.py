@@ -287,7 +287,10 @@ class OutboxMachine(RuleBasedStateMachine):
         assert self.box.store.total_bytes() <= 2_000
 
     def teardown(self) -> None:
+        import shutil
+
         self.box.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 TestOutboxMachine = OutboxMachine.TestCase
