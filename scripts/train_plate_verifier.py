@@ -1,28 +1,33 @@
-"""Rebuild the plate verifier (edge/media/models/plate_verifier.onnx) from the data.
+"""Rebuild the plate verifiers (edge/media/models/*.onnx) from the data.
 
-The classical passes of ``edge.media.plate_candidates`` find every plate and much else;
-this small CNN looks at each candidate box (grey, 24x72) and says whether it is a plate.
-It is trained on:
+The classical passes of ``edge.media.plate_candidates`` find every plate and much else.
+Two CNNs look at each candidate's core (grey, 24x72) and say whether it is a plate: a
+small one (``CONFIG``) judges every candidate; a larger one (``LARGE_CONFIG``, four times
+the work per crop) judges again the few large candidates, where a false plate costs the
+picture most. They are trained on:
 
 - the MIT-licensed Romanian dashcam frames of ``../shared/data/plates-ro`` (every plate
   boxed, so every candidate away from a box is a real street negative), except the
-  held-out drives in ``HOLD_OUT``, which only measure;
+  held-out drives in ``hold_out``, which only measure;
 - the same frames with plates of other styles (US 2:1, Mercosur, Thai two-line,
   light-on-dark) rendered and pasted over their real plates, with the frame's light,
   blur and noise;
-- the simulator's own streets and close-ups (every size up to half the frame).
+- the simulator's own streets and close-ups (every size up to half the frame);
+- for the large model, the same frames again with street clutter pasted in (fences,
+  railings, window grids, slats, mesh, brick: ``render_clutter``), the large false plates
+  of street photos that the drives hold too few of.
 
 Never the AGPL ``plates-us`` photos: they only measure. Training needs the ``train`` extra
 (torch, onnx), which neither README command installs:
 
-    python3 -m venv .venv-train && .venv-train/bin/pip install -e '.[train]'
+    python3 -m venv .venv-train && .venv-train/bin/pip install -e '.[train]' torch==2.13.0
     .venv-train/bin/python scripts/train_plate_verifier.py --data ../shared/data/plates-ro
 
-It takes about 10 minutes on 2 cores and writes the model and its card
-(``plate_verifier.json``: this script's ``CONFIG``, the data counts, the model's SHA-256).
-A fixed seed and deterministic kernels make a rerun on the same machine give the same
-weights; ``tests/unit/test_plate_model.py`` checks that the committed card matches
-``CONFIG`` and the committed model.
+It takes about 25 minutes on 2 cores (``--model NAME`` rebuilds one) and writes each model
+and its card (``NAME.json``: its config, the data counts, the model's SHA-256). A fixed
+seed and deterministic kernels make a rerun on the same machine, with the same torch,
+give the same weights; ``tests/unit/test_plate_model.py`` checks that the committed cards
+match the configs here and the committed models.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -52,7 +58,7 @@ from firmware_sim.scene import (  # noqa: E402
     render_street,
 )
 
-CONFIG = {
+CONFIG = {  # the verifier of every candidate: small and fast
     "seed": 15,
     "crop": [24, 72],
     "channels": [8, 16, 32, 32],
@@ -67,6 +73,54 @@ CONFIG = {
     "jitters_per_plate": 3,
     "max_negatives": 80000,
 }
+LARGE_CONFIG = {  # the second opinion on large candidates: four times the capacity
+    "seed": 15,
+    "crop": [24, 72],
+    "channels": [16, 32, 64, 64],
+    "epochs": 8,
+    "batch": 128,
+    "lr": 0.003,
+    "hold_out": ["day2", "day3"],
+    "scales": [1.0, 0.5],
+    "pastes_per_frame": 2,
+    "synthetic_streets": 300,
+    "synthetic_closeups": 400,
+    "jitters_per_plate": 3,
+    "max_negatives": 120000,
+    "clutter_per_frame": 1,
+}
+MODELS = {"plate_verifier": CONFIG, "plate_verifier_large": LARGE_CONFIG}
+COLLECTION_KEYS = (  # what the crops depend on; the rest only changes the training
+    "seed",
+    "crop",
+    "hold_out",
+    "scales",
+    "pastes_per_frame",
+    "synthetic_streets",
+    "synthetic_closeups",
+    "jitters_per_plate",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One model's recipe (``CONFIG`` or ``LARGE_CONFIG``, recorded in its card)."""
+
+    seed: int
+    crop: list[int]
+    channels: list[int]
+    epochs: int
+    batch: int
+    lr: float
+    hold_out: list[str]
+    scales: list[float]
+    pastes_per_frame: int
+    synthetic_streets: int
+    synthetic_closeups: int
+    jitters_per_plate: int
+    max_negatives: int
+    clutter_per_frame: int = 0  # real frames with street clutter pasted in, per frame
+
 
 OUT = ROOT / "edge" / "media" / "models"
 
@@ -277,7 +331,11 @@ Sample = tuple[NDArray[np.uint8], NDArray[np.int8]]
 
 
 def samples_of(
-    frame: NDArray[np.uint8], plates: list[Box], rng: np.random.Generator, jitters: int
+    frame: NDArray[np.uint8],
+    plates: list[Box],
+    rng: np.random.Generator,
+    jitters: int,
+    crop: list[int],
 ) -> Sample:
     """Crops and labels of one frame: every candidate's core, and jittered plate boxes."""
     found = candidate_boxes(frame)
@@ -291,12 +349,14 @@ def samples_of(
             cores.append(jittered(p, rng))
             labels.append(1)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    crops = crop_batch(gray, cores, CONFIG["crop"])  # type: ignore[arg-type]
+    crops = crop_batch(gray, cores, crop)
     return (crops[:, 0] * 255).round().astype(np.uint8), np.asarray(labels, np.int8)
 
 
-def ro_frames(data: Path, videos_out: bool) -> Iterator[tuple[str, NDArray[np.uint8], list[Box]]]:
-    hold = tuple(CONFIG["hold_out"])  # type: ignore[arg-type]
+def ro_frames(
+    data: Path, hold_out: list[str], videos_out: bool
+) -> Iterator[tuple[str, NDArray[np.uint8], list[Box]]]:
+    hold = tuple(hold_out)
     for path in sorted(data.glob("*/*.jpg")):
         held = path.name.startswith(hold)
         if held != videos_out:
@@ -308,12 +368,12 @@ def ro_frames(data: Path, videos_out: bool) -> Iterator[tuple[str, NDArray[np.ui
 
 
 def collect(
-    data: Path, rng: np.random.Generator
+    data: Path, rng: np.random.Generator, cfg: Config
 ) -> tuple[NDArray[np.uint8], NDArray[np.int8], dict[str, int]]:
     crops: list[NDArray[np.uint8]] = []
     labels: list[NDArray[np.int8]] = []
     counts: dict[str, int] = {}
-    jitters = int(CONFIG["jitters_per_plate"])  # type: ignore[call-overload]
+    jitters = cfg.jitters_per_plate
 
     def add(source: str, sample: Sample) -> None:
         crops.append(sample[0])
@@ -321,18 +381,18 @@ def collect(
         counts[source] = counts.get(source, 0) + len(sample[1])
 
     started = time.monotonic()
-    for n, (_, frame, plates) in enumerate(ro_frames(data, videos_out=False), start=1):
-        for s in CONFIG["scales"]:  # type: ignore[attr-defined]
+    for n, (_, frame, plates) in enumerate(ro_frames(data, cfg.hold_out, False), start=1):
+        for s in cfg.scales:
             if s == 1.0:
-                add("ro", samples_of(frame, plates, rng, jitters))
+                add("ro", samples_of(frame, plates, rng, jitters, cfg.crop))
             else:
                 small = cv2.resize(frame, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
                 scaled = [
                     Box(int(b.x * s), int(b.y * s), max(1, int(b.w * s)), max(1, int(b.h * s)))
                     for b in plates
                 ]
-                add("ro_small", samples_of(small, scaled, rng, 1))
-        for _ in range(int(CONFIG["pastes_per_frame"])):  # type: ignore[call-overload]
+                add("ro_small", samples_of(small, scaled, rng, 1, cfg.crop))
+        for _ in range(cfg.pastes_per_frame):
             pasted = frame.copy()
             boxes = []
             for p in plates:  # over the real plates, as wide: they are covered
@@ -346,19 +406,22 @@ def collect(
                 box = paste_plate(pasted, centre, width, rng)
                 if box is not None and label(box, boxes) == 0:
                     boxes.append(box)
-            add("ro_pasted", samples_of(jpeg(pasted, rng), boxes, rng, jitters))
+            add("ro_pasted", samples_of(jpeg(pasted, rng), boxes, rng, jitters, cfg.crop))
         if n % 50 == 0:
             print(
                 f"  {n} frames, {sum(counts.values())} crops, {time.monotonic() - started:.0f} s",
                 flush=True,
             )
     styles = list(PlateStyle)
-    for i in range(int(CONFIG["synthetic_streets"])):  # type: ignore[call-overload]
+    for i in range(cfg.synthetic_streets):
         size = [(640, 360), (1280, 720), (1920, 1080)][i % 3]
         picks = [styles[int(k)] for k in rng.integers(0, len(styles), int(rng.integers(1, 4)))]
         scene = render_street(rng, size[0], size[1], picks, night=bool(i % 4 == 3))
-        add("sim_street", samples_of(jpeg(scene.frame, rng), list(scene.plate_boxes), rng, 1))
-    for i in range(int(CONFIG["synthetic_closeups"])):  # type: ignore[call-overload]
+        add(
+            "sim_street",
+            samples_of(jpeg(scene.frame, rng), list(scene.plate_boxes), rng, 1, cfg.crop),
+        )
+    for i in range(cfg.synthetic_closeups):
         size = [(640, 360), (1280, 720), (1920, 1080)][i % 3]
         plate_h = int(np.exp(rng.uniform(np.log(10), np.log(size[1] // 2))))
         scene = render_plate_closeup(
@@ -370,11 +433,179 @@ def collect(
             float(rng.uniform(-15, 15)),
             bool(i % 4 == 3),
         )
-        add("sim_closeup", samples_of(jpeg(scene.frame, rng), list(scene.plate_boxes), rng, 1))
+        add(
+            "sim_closeup",
+            samples_of(jpeg(scene.frame, rng), list(scene.plate_boxes), rng, 1, cfg.crop),
+        )
     x = np.concatenate(crops)
     y = np.concatenate(labels)
     print(f"collected {len(y)} crops in {time.monotonic() - started:.0f} s: {counts}")
     return x, y, counts
+
+
+Colour = tuple[int, int, int]
+
+
+def _clutter_colour(rng: np.random.Generator, dark_share: float = 0.6) -> Colour:
+    if rng.random() < dark_share:
+        r, g, b = (int(v) for v in rng.integers(0, 70, 3))
+        return r, g, b
+    base = int(rng.integers(90, 256))
+    r, g, b = (int(np.clip(base + d, 0, 255)) for d in rng.integers(-40, 40, 3))
+    return r, g, b
+
+
+def _bars(
+    rng: np.random.Generator,
+    w: int,
+    h: int,
+    img: NDArray[np.uint8],
+    mask: NDArray[np.uint8],
+    vertical: bool = True,
+    band: tuple[float, float] = (0.0, 1.0),
+) -> tuple[int, Colour]:
+    """Evenly spaced bars (a fence's pickets, slats), drawn into ``img`` and ``mask``."""
+    t = max(2, round(rng.uniform(0.006, 0.05) * (w if vertical else h)))
+    gap = max(2, round(t * rng.uniform(1.2, 6)))
+    col = _clutter_colour(rng)
+    y0, y1 = round(band[0] * h), round(band[1] * h)
+    pos = int(rng.integers(0, gap + t))
+    tips = rng.random() < 0.3
+    while pos < (w if vertical else h):
+        if vertical:
+            top = y0 + (int(rng.integers(0, max(1, t))) if rng.random() < 0.2 else 0)
+            cv2.rectangle(img, (pos, top), (pos + t - 1, y1), col, -1)
+            cv2.rectangle(mask, (pos, top), (pos + t - 1, y1), 255, -1)
+            if tips:
+                pts = np.array(
+                    [[pos - t // 2, top], [pos + t // 2, top - 2 * t], [pos + t + t // 2, top]]
+                )
+                cv2.fillPoly(img, [pts], col)
+                cv2.fillPoly(mask, [pts], 255)
+        else:
+            cv2.rectangle(img, (0, pos), (w, pos + t - 1), col, -1)
+            cv2.rectangle(mask, (0, pos), (w, pos + t - 1), 255, -1)
+        pos += t + gap
+    return t, col
+
+
+def render_clutter(
+    rng: np.random.Generator, w: int, h: int
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Street clutter that the candidate passes take for rows of characters, ``w`` x ``h``:
+    a fence or railing (see-through: its mask), a window grid, slats, mesh or bricks, often
+    seen at an angle. Returns the picture and its mask. These are the large false "plates"
+    of street photos (fences above all) that the dashcam drives hold too few of."""
+    img = np.zeros((h, w, 3), np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    kind = rng.choice(["fence", "railing", "windows", "slats", "mesh", "bricks", "fence"])
+    if kind in ("fence", "railing"):
+        band = (
+            (rng.uniform(0.0, 0.2), rng.uniform(0.8, 1.0))
+            if kind == "fence"
+            else (rng.uniform(0.3, 0.6), 1.0)
+        )
+        t, col = _bars(rng, w, h, img, mask, True, band)
+        for _ in range(int(rng.integers(1, 4))):  # rails
+            y = int(rng.integers(int(band[0] * h), h))
+            th = max(2, round(t * rng.uniform(0.5, 2)))
+            cv2.rectangle(img, (0, y), (w, y + th), col, -1)
+            cv2.rectangle(mask, (0, y), (w, y + th), 255, -1)
+    elif kind == "windows":
+        wall = _clutter_colour(rng, 0.2)
+        img[:] = wall
+        mask[:] = 255
+        rows, cols = int(rng.integers(1, 6)), int(rng.integers(2, 10))
+        cw, ch = w / cols, h / rows
+        fw, fh = rng.uniform(0.45, 0.85), rng.uniform(0.4, 0.8)
+        frame_col = _clutter_colour(rng, 0.3)
+        mullions = int(rng.integers(0, 4))
+        for r in range(rows):
+            for c in range(cols):
+                x0, y0 = int(c * cw + cw * (1 - fw) / 2), int(r * ch + ch * (1 - fh) / 2)
+                x1, y1 = int(x0 + cw * fw), int(y0 + ch * fh)
+                glass = int(rng.integers(10, 150))
+                g = np.linspace(glass, glass + rng.uniform(-60, 80), max(1, y1 - y0))[:, None, None]
+                img[y0:y1, x0:x1] = np.clip(g, 0, 255).astype(np.uint8)
+                cv2.rectangle(img, (x0, y0), (x1, y1), frame_col, max(1, round(cw * 0.03)))
+                for m in range(mullions):
+                    mx = int(x0 + (x1 - x0) * (m + 1) / (mullions + 1))
+                    cv2.line(img, (mx, y0), (mx, y1), frame_col, max(1, round(cw * 0.02)))
+    elif kind == "slats":
+        img[:] = _clutter_colour(rng, 0.4)
+        mask[:] = 255
+        vertical = rng.random() < 0.4
+        _bars(rng, w, h, img, np.zeros_like(mask), vertical)
+    elif kind == "mesh":
+        t = max(1, round(rng.uniform(0.003, 0.012) * w))
+        step = max(4, round(rng.uniform(0.02, 0.08) * w))
+        col = _clutter_colour(rng, 0.5)
+        for x in range(-h, w + h, step):
+            for d in (1, -1):
+                cv2.line(img, (x, 0), (x + d * h, h), col, t)
+                cv2.line(mask, (x, 0), (x + d * h, h), 255, t)
+    else:  # bricks or tiles
+        img[:] = _clutter_colour(rng, 0.3)
+        mask[:] = 255
+        bh = max(3, round(rng.uniform(0.03, 0.15) * h))
+        bw = max(6, round(bh * rng.uniform(1.5, 4)))
+        base = np.array(_clutter_colour(rng, 0.3), np.int32)
+        for r, y in enumerate(range(0, h, bh)):
+            off = (bw // 2) * (r % 2)
+            for x in range(-off, w, bw):
+                brick = tuple(int(v) for v in np.clip(base + rng.integers(-25, 25, 3), 0, 255))
+                cv2.rectangle(img, (x + 1, y + 1), (x + bw - 2, y + bh - 2), brick, -1)
+    if rng.random() < 0.7:  # seen at an angle
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        d = rng.uniform(-0.15, 0.15, (4, 2)) * np.float32([w, h])
+        m = cv2.getPerspectiveTransform(src, (src + d).astype(np.float32))
+        img = np.asarray(cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR), np.uint8)
+        mask = np.asarray(cv2.warpPerspective(mask, m, (w, h), flags=cv2.INTER_LINEAR), np.uint8)
+    return img, mask
+
+
+def paste_clutter(frame: NDArray[np.uint8], rng: np.random.Generator, avoid: list[Box]) -> None:
+    """One ``render_clutter`` at any size and place on ``frame`` (in place), lit, blurred
+    and noised like the frame there, and kept off the plates in ``avoid`` (they stay
+    what they are: positives)."""
+    fh, fw = frame.shape[:2]
+    w, h = int(fw * rng.uniform(0.15, 1.0)), int(fh * rng.uniform(0.1, 0.7))
+    x, y = int(rng.integers(0, fw - w + 1)), int(rng.integers(0, fh - h + 1))
+    img, mask = render_clutter(rng, w, h)
+    alpha = mask.astype(np.float32) / 255.0
+    for b in avoid:
+        mx, my = b.w // 2, b.h
+        x0, y0 = max(0, b.x - mx - x), max(0, b.y - my - y)
+        x1, y1 = min(w, b.x + b.w + mx - x), min(h, b.y + b.h + my - y)
+        if x0 < x1 and y0 < y1:
+            alpha[y0:y1, x0:x1] = 0
+    region = frame[y : y + h, x : x + w].astype(np.float32)
+    part = img.astype(np.float32)
+    drawn = mask > 127
+    gain = (region.mean() + 20) / (part[drawn].mean() + 20 if drawn.any() else 1)
+    gain *= rng.uniform(0.6, 1.4)
+    part = cv2.GaussianBlur(part * min(gain, 1.8), (0, 0), rng.uniform(0.3, 1.5))
+    part += rng.normal(0, rng.uniform(1, 8), part.shape)
+    a = alpha[:, :, None]
+    frame[y : y + h, x : x + w] = np.clip(region * (1 - a) + part * a, 0, 255).astype(np.uint8)
+
+
+def clutter_samples(data: Path, cfg: Config) -> Sample:
+    """The training frames again, each with one to three ``paste_clutter`` overlays: every
+    candidate on the clutter is a negative. A random stream of its own, so the other
+    sources draw the same numbers with or without it."""
+    rng = np.random.default_rng([cfg.seed, 7])
+    crops: list[NDArray[np.uint8]] = []
+    labels: list[NDArray[np.int8]] = []
+    for _, frame, plates in ro_frames(data, cfg.hold_out, False):
+        for _ in range(cfg.clutter_per_frame):
+            cluttered = frame.copy()
+            for _ in range(int(rng.integers(1, 4))):
+                paste_clutter(cluttered, rng, plates)
+            x, y = samples_of(jpeg(cluttered, rng), plates, rng, 1, cfg.crop)
+            crops.append(x)
+            labels.append(y)
+    return np.concatenate(crops), np.concatenate(labels)
 
 
 def build(channels: list[int]):  # type: ignore[no-untyped-def]
@@ -407,10 +638,17 @@ def augment(batch, gen):  # type: ignore[no-untyped-def]
     return x.clamp(0, 1)
 
 
-def train(x: NDArray[np.uint8], y: NDArray[np.int8], out: Path, counts: dict[str, int]) -> None:
+def train(
+    x: NDArray[np.uint8],
+    y: NDArray[np.int8],
+    out: Path,
+    counts: dict[str, int],
+    name: str,
+) -> None:
     import torch
 
-    seed = int(CONFIG["seed"])  # type: ignore[call-overload]
+    cfg = Config(**MODELS[name])  # type: ignore[arg-type]
+    seed = cfg.seed
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(2)
@@ -419,8 +657,8 @@ def train(x: NDArray[np.uint8], y: NDArray[np.int8], out: Path, counts: dict[str
     x, y = x[keep], y[keep]
     rng = np.random.default_rng(seed)
     neg = np.flatnonzero(y == 0)
-    if len(neg) > int(CONFIG["max_negatives"]):  # type: ignore[call-overload]
-        drop = rng.choice(neg, len(neg) - int(CONFIG["max_negatives"]), replace=False)  # type: ignore[call-overload]
+    if len(neg) > cfg.max_negatives:
+        drop = rng.choice(neg, len(neg) - cfg.max_negatives, replace=False)
         mask = np.ones(len(y), bool)
         mask[drop] = False
         x, y = x[mask], y[mask]
@@ -429,13 +667,13 @@ def train(x: NDArray[np.uint8], y: NDArray[np.int8], out: Path, counts: dict[str
     valid, tr = order[:n_valid], order[n_valid:]
     xt = torch.from_numpy(x).float().unsqueeze(1) / 255.0
     yt = torch.from_numpy(y.astype(np.float32))
-    model = build(list(CONFIG["channels"]))  # type: ignore[call-overload]
+    model = build(cfg.channels)
     pos_weight = torch.tensor(float((y[tr] == 0).sum()) / max(1, int((y[tr] == 1).sum())))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    epochs, batch = int(CONFIG["epochs"]), int(CONFIG["batch"])  # type: ignore[call-overload]
-    opt = torch.optim.AdamW(model.parameters(), lr=float(CONFIG["lr"]), weight_decay=1e-4)  # type: ignore[arg-type]
+    epochs, batch = cfg.epochs, cfg.batch
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps = epochs * ((len(tr) + batch - 1) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(CONFIG["lr"]), total_steps=steps)  # type: ignore[arg-type]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     started = time.monotonic()
     for epoch in range(epochs):
         model.train()
@@ -464,8 +702,8 @@ def train(x: NDArray[np.uint8], y: NDArray[np.int8], out: Path, counts: dict[str
             flush=True,
         )
     out.mkdir(parents=True, exist_ok=True)
-    onnx_path = out / "plate_verifier.onnx"
-    h, w = CONFIG["crop"]  # type: ignore[misc]
+    onnx_path = out / f"{name}.onnx"
+    h, w = cfg.crop
     torch.onnx.export(
         model,
         torch.zeros(1, 1, h, w),
@@ -478,7 +716,7 @@ def train(x: NDArray[np.uint8], y: NDArray[np.int8], out: Path, counts: dict[str
     )
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     card = {
-        "config": CONFIG,
+        "config": MODELS[name],
         "sha256": digest,
         "bytes": onnx_path.stat().st_size,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -488,7 +726,7 @@ def train(x: NDArray[np.uint8], y: NDArray[np.int8], out: Path, counts: dict[str
         "torch": torch.__version__,
         "data": "plates-ro (MIT, (c) 2020 Robert Lucian Chiriac) and generated plates",
     }
-    (out / "plate_verifier.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"wrote {onnx_path} ({card['bytes']} bytes, sha256 {digest[:12]})")
 
 
@@ -496,19 +734,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "plates-ro")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--model", choices=[*MODELS, "all"], default="all", help="which model to rebuild"
+    )
     parser.add_argument("--cache", type=Path, help="keep the crops here (npz) between runs")
     args = parser.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"error: no data folder {args.data} (give --data)")
     cv2.setNumThreads(2)
-    rng = np.random.default_rng(int(CONFIG["seed"]))  # type: ignore[call-overload]
-    if args.cache and args.cache.exists():
-        saved = np.load(args.cache, allow_pickle=False)
-        x, y = saved["x"], saved["y"]
-        counts = json.loads(str(saved["counts"]))
-    else:
-        x, y, counts = collect(args.data, rng)
-        if args.cache:
-            np.savez_compressed(args.cache, x=x, y=y, counts=json.dumps(counts))
-    train(x, y, args.out, counts)
+    collected: dict[str, tuple[NDArray[np.uint8], NDArray[np.int8], dict[str, int]]] = {}
+    for name in MODELS if args.model == "all" else [args.model]:
+        cfg = Config(**MODELS[name])  # type: ignore[arg-type]
+        cache = args.cache.with_name(f"{args.cache.stem}-{name}.npz") if args.cache else None
+        if cache and cache.exists():
+            saved = np.load(cache, allow_pickle=False)
+            x, y = saved["x"], saved["y"]
+            counts = json.loads(str(saved["counts"]))
+        else:
+            # Models that differ only in training share one collection (same seed, same crops).
+            key = json.dumps({k: v for k, v in MODELS[name].items() if k in COLLECTION_KEYS})
+            if key not in collected:
+                collected[key] = collect(args.data, np.random.default_rng(cfg.seed), cfg)
+            x, y, counts = collected[key]
+            counts = dict(counts)
+            if cfg.clutter_per_frame:
+                cx, cy = clutter_samples(args.data, cfg)
+                x, y = np.concatenate([x, cx]), np.concatenate([y, cy])
+                counts["ro_clutter"] = len(cy)
+            if cache:
+                np.savez_compressed(cache, x=x, y=y, counts=json.dumps(counts))
+        print(f"{name}: training on {len(y)} crops", flush=True)
+        train(x, y, args.out, counts, name)
     return 0
 
 

@@ -13,13 +13,14 @@ snapshot worth looking at. Two rules keep the verifier from opening a leak:
   unjudged; small boxes need less evidence (``threshold_for``): they cost the picture
   little, and a far plate's few pixels are the verifier's least certain case.
 
-The network runs through ``cv2.dnn`` (no extra dependency); it is passed in, so this
-module stays free of file I/O.
+The networks run through ``cv2.dnn`` (no extra dependency); they are passed in, so this
+module stays free of file I/O. A small one judges every candidate; a larger one judges
+the large candidates again (``candidate_scores``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -27,11 +28,13 @@ from numpy.typing import NDArray
 
 from edge.model import Box
 
+LARGE_JUDGED_SHARE = 0.005  # a box over this share of the frame (~100x100 px in 1080p) ...
+# ... is judged by the large model instead (see candidate_scores)
 MIN_JUDGED_HEIGHT_PX = 12  # frame pixels: a core lower than this is kept without a verdict
 SMALL_SHARE = 0.003  # a box under this share of the frame (~80x80 px in 1080p) ...
 SMALL_THRESHOLD = 0.1  # ... is kept from this score on (see threshold_for)
-LARGE_SHARE = 0.1  # a box over this share of the frame ...
-LARGE_THRESHOLD = 0.8  # ... needs at least this score (see threshold_for)
+LARGE_SHARE = 0.05  # a box over this share of the frame ...
+LARGE_THRESHOLD = 0.95  # ... needs at least this score (see threshold_for)
 CONTAINS_SHARE = 0.5  # a dropped box holding this share of a kept box ...
 CONTAINS_MAX_AREA = 6.0  # ... and at most this many times its area stays (a whole plate)
 
@@ -64,18 +67,33 @@ def crop_batch(
     return blob
 
 
-def plate_scores(
-    net: cv2.dnn.Net, gray: NDArray[np.uint8], boxes: Sequence[Box], size: Sequence[int]
-) -> NDArray[np.float32]:
-    """The verifier's probability that each box holds a plate (a box found several
-    times, by several passes, is scored once)."""
-    if not boxes:
+def score_crops(net: cv2.dnn.Net, blob: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The verifier's probability that each crop (a row of ``crop_batch``) holds a plate."""
+    if len(blob) == 0:
         return np.zeros(0, np.float32)
-    unique = list(dict.fromkeys(boxes))
-    net.setInput(crop_batch(gray, unique, size))
+    net.setInput(blob)
     logits = np.asarray(net.forward(), np.float32).reshape(-1)
-    by_box = dict(zip(unique, (1.0 / (1.0 + np.exp(-logits))).tolist(), strict=True))
-    return np.asarray([by_box[b] for b in boxes], np.float32)
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)), np.float32)
+
+
+Scorer = Callable[[Sequence[Box]], NDArray[np.float32]]  # cores -> probability of a plate
+
+
+def candidate_scores(
+    boxes: Sequence[Box], cores: Sequence[Box], frame_area: int, every: Scorer, large: Scorer
+) -> NDArray[np.float32]:
+    """Each candidate's score: the small model's (``every``), or for a box over
+    ``LARGE_JUDGED_SHARE`` of the frame the large model's (``large``); each model sees
+    only its own boxes. Large boxes are few (~20 of ~90 a frame) but hold most of what a
+    false plate costs the picture: fences, facades and lettering that a 15k-parameter
+    model takes for rows of characters."""
+    big = [i for i, b in enumerate(boxes) if b.area > LARGE_JUDGED_SHARE * frame_area]
+    rest = sorted(set(range(len(boxes))) - set(big))
+    scores = np.zeros(len(boxes), np.float32)
+    for indexes, scorer in ((rest, every), (big, large)):
+        if indexes:
+            scores[indexes] = scorer([cores[i] for i in indexes])
+    return scores
 
 
 def _holding(outers: Sequence[Box], inners: Sequence[Box]) -> list[bool]:

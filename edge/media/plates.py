@@ -1,28 +1,40 @@
 """Pure: find licence plates and make them unreadable: the anonymiser's entry points.
 
 Two stages. The classical passes (``edge.media.plate_candidates``) find every box that
-may hold a plate, tuned for recall; the committed verifier model (``models/plate_verifier.onnx``,
-read and checked by ``edge.shell.plate_model``) drops the boxes that hold none
-(``edge.media.plate_verifier``). A model that is missing or altered raises
+may hold a plate, tuned for recall; the committed verifier models (``models/*.onnx``,
+read and checked by ``edge.shell.plate_model``) drop the boxes that hold none
+(``edge.media.plate_verifier``): a small one judges every candidate, a larger one judges
+again, in more detail, the few large candidates, where a false plate costs the picture
+most. A model that is missing or altered raises
 ``PlateModelError``, and ``edge.media.anonymise`` then blurs the whole frame (fails
 closed). Figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from edge.media.blur import blur_regions
 from edge.media.frames import Frame, validate_frame
 from edge.media.plate_candidates import candidate_boxes, merge_boxes
-from edge.media.plate_verifier import kept_boxes, plate_scores, threshold_for
+from edge.media.plate_verifier import (
+    Scorer,
+    candidate_scores,
+    crop_batch,
+    kept_boxes,
+    score_crops,
+    threshold_for,
+)
 from edge.model import Box
 from edge.shell.plate_model import PlateModelError, Verifier, load_verifier
 
 __all__ = ["THRESHOLD", "PlateModelError", "Verifier", "blur_plates", "detect_plates"]
 
-THRESHOLD = 0.3  # the verifier's score under which a candidate is not a plate (see docs)
+THRESHOLD = 0.15  # the verifier's score under which a candidate is not a plate (see docs)
 
 
 def detect_plates(frame: Frame, verifier: Verifier | None = None) -> list[Box]:
@@ -40,8 +52,21 @@ def detect_plates(frame: Frame, verifier: Verifier | None = None) -> list[Box]:
     candidates = sorted(found, key=lambda b: (b.y, b.x, b.w, b.h))
     gray = np.asarray(cv2.cvtColor(checked, cv2.COLOR_BGR2GRAY), np.uint8)
     cores = [found[b] for b in candidates]
-    scores = plate_scores(verifier.net, gray, cores, verifier.crop)
     area = checked.shape[0] * checked.shape[1]
+    distinct = list(dict.fromkeys(cores))  # a core found by several passes is judged once
+    rows = {core: i for i, core in enumerate(distinct)}
+    blob = crop_batch(gray, distinct, verifier.crop)
+
+    def judge(net: cv2.dnn.Net) -> Scorer:
+        def score(boxes: Sequence[Box]) -> NDArray[np.float32]:
+            wanted = list(dict.fromkeys(boxes))
+            judged = score_crops(net, blob[[rows[b] for b in wanted]])
+            by_core = dict(zip(wanted, judged.tolist(), strict=True))
+            return np.asarray([by_core[b] for b in boxes], np.float32)
+
+        return score
+
+    scores = candidate_scores(candidates, cores, area, judge(verifier.every), judge(verifier.large))
     thresholds = [threshold_for(b, area, THRESHOLD) for b in candidates]
     return merge_boxes(kept_boxes(candidates, cores, scores.tolist(), thresholds))
 

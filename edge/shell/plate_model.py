@@ -1,7 +1,7 @@
-"""Shell: the shipped plate verifier model, read from package data once per thread and
-checked against its card's SHA-256. A model that is missing or altered raises
+"""Shell: the shipped plate verifier models, read from package data once per thread and
+checked against their cards' SHA-256. A model that is missing or altered raises
 ``PlateModelError``, and ``edge.media.anonymise`` then blurs the whole frame (fails
-closed). The model is rebuilt by ``scripts/train_plate_verifier.py``.
+closed). The models are rebuilt by ``scripts/train_plate_verifier.py``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ import numpy as np
 
 from edge.errors import EdgeError
 
-MODEL = "plate_verifier.onnx"
-CARD = "plate_verifier.json"
+MODEL = "plate_verifier"  # every candidate
+LARGE_MODEL = "plate_verifier_large"  # a second opinion on large candidates
 
 
 class PlateModelError(EdgeError):
-    """The shipped verifier model is missing or does not match its card (a build bug)."""
+    """A shipped verifier model is missing or does not match its card (a build bug)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Verifier:
-    net: cv2.dnn.Net
-    crop: tuple[int, int]  # height, width
+    every: cv2.dnn.Net  # small and fast: scores every candidate
+    large: cv2.dnn.Net  # four times the capacity: judges the few large candidates instead
+    crop: tuple[int, int]  # height, width: both see the same crops, built once per frame
 
 
 _local = threading.local()  # cv2.dnn.Net is not safe to share between threads
@@ -52,17 +53,25 @@ def load_verifier(folder: Traversable | None = None) -> Verifier:
 
 
 def _read(folder: Traversable) -> Verifier:
+    every, crop = _net(folder, MODEL)
+    large, large_crop = _net(folder, LARGE_MODEL)
+    if large_crop != crop:
+        raise PlateModelError(f"{LARGE_MODEL} crops {large_crop}, {MODEL} {crop}: retrain one")
+    return Verifier(every, large, crop)
+
+
+def _net(folder: Traversable, name: str) -> tuple[cv2.dnn.Net, tuple[int, int]]:
     try:
-        card = json.loads(folder.joinpath(CARD).read_text("utf-8"))
-        data = folder.joinpath(MODEL).read_bytes()
+        card = json.loads(folder.joinpath(f"{name}.json").read_text("utf-8"))
+        data = folder.joinpath(f"{name}.onnx").read_bytes()
         expected, crop = card["sha256"], card["config"]["crop"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PlateModelError(f"the plate verifier model cannot be read: {exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected:
-        raise PlateModelError(f"{MODEL} has SHA-256 {digest}, its card says {expected}")
+        raise PlateModelError(f"{name}.onnx has SHA-256 {digest}, its card says {expected}")
     try:
         net = cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
     except cv2.error as exc:
-        raise PlateModelError(f"OpenCV cannot load {MODEL}: {exc}") from exc
-    return Verifier(net, (int(crop[0]), int(crop[1])))
+        raise PlateModelError(f"OpenCV cannot load {name}.onnx: {exc}") from exc
+    return net, (int(crop[0]), int(crop[1]))

@@ -1,4 +1,4 @@
-"""The committed plate verifier is the one the training script declares, and a missing
+"""The committed plate verifiers are the ones the training script declares, and a missing
 or altered model fails closed (the whole frame blurred), never open."""
 
 from __future__ import annotations
@@ -21,36 +21,48 @@ MODELS = ROOT / "edge" / "media" / "models"
 SCRIPT = ROOT / "scripts" / "train_plate_verifier.py"
 
 
-def _declared_config() -> object:
-    """``CONFIG`` as the training script declares it (read, not imported: the script
-    needs torch, which neither README command installs)."""
+def _declared(name: str) -> dict[str, object]:
+    """A config as the training script declares it (read, not imported: the script needs
+    torch, which neither README command installs)."""
     tree = ast.parse(SCRIPT.read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "CONFIG" for t in node.targets
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
         ):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{SCRIPT} declares no CONFIG")
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, dict)
+            return value
+    raise AssertionError(f"{SCRIPT} declares no {name}")
 
 
-def test_the_committed_model_matches_its_card_and_the_training_script() -> None:
-    card = json.loads((MODELS / "plate_verifier.json").read_text())
-    data = (MODELS / "plate_verifier.onnx").read_bytes()
+@pytest.mark.parametrize(
+    ("model", "config"), [("plate_verifier", "CONFIG"), ("plate_verifier_large", "LARGE_CONFIG")]
+)
+def test_each_committed_model_matches_its_card_and_the_training_script(
+    model: str, config: str
+) -> None:
+    card = json.loads((MODELS / f"{model}.json").read_text())
+    data = (MODELS / f"{model}.onnx").read_bytes()
     assert hashlib.sha256(data).hexdigest() == card["sha256"]
-    assert card["config"] == _declared_config(), "retrain: the script's CONFIG changed"
-    assert len(data) == card["bytes"] <= 5 * 1024 * 1024
+    assert card["config"] == _declared(config), f"retrain: the script's {config} changed"
+    assert len(data) == card["bytes"]
+    total = sum(p.stat().st_size for p in MODELS.glob("*.onnx"))
+    assert total <= 5 * 1024 * 1024
 
 
-def test_the_model_is_shipped_as_package_data() -> None:
+def test_the_models_are_shipped_as_package_data() -> None:
     folder = resources.files("edge.media").joinpath("models")
-    assert folder.joinpath("plate_verifier.onnx").read_bytes()[:4] != b""
+    for name in ("plate_verifier.onnx", "plate_verifier_large.onnx"):
+        assert folder.joinpath(name).read_bytes()[:4] != b""
     verifier = load_verifier()
-    assert verifier.crop == tuple(_declared_config()["crop"])  # type: ignore[index]
+    assert verifier.crop == tuple(_declared("CONFIG")["crop"])  # type: ignore[arg-type]
+    assert verifier.crop == tuple(_declared("LARGE_CONFIG")["crop"])  # type: ignore[arg-type]
 
 
-def test_an_altered_model_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["plate_verifier", "plate_verifier_large"])
+def test_an_altered_model_is_refused(tmp_path: Path, name: str) -> None:
     shutil.copytree(MODELS, tmp_path / "models")
-    model = tmp_path / "models" / "plate_verifier.onnx"
+    model = tmp_path / "models" / f"{name}.onnx"
     data = bytearray(model.read_bytes())
     data[-1] ^= 0xFF
     model.write_bytes(bytes(data))

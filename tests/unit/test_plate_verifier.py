@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import NDArray
 
 from edge.media.plate_verifier import (
+    LARGE_JUDGED_SHARE,
+    LARGE_SHARE,
+    LARGE_THRESHOLD,
     MIN_JUDGED_HEIGHT_PX,
     SMALL_SHARE,
     SMALL_THRESHOLD,
+    candidate_scores,
     crop_batch,
     kept_boxes,
     threshold_for,
@@ -74,10 +81,13 @@ def test_a_core_too_small_to_judge_is_kept() -> None:
 def test_small_boxes_need_less_evidence() -> None:
     frame_area = 1920 * 1080
     small = Box(0, 0, 60, 30)
-    large = Box(0, 0, 600, 300)
-    assert small.area < SMALL_SHARE * frame_area < large.area
+    middle = Box(0, 0, 400, 200)
+    large = Box(0, 0, 800, 400)
+    assert small.area < SMALL_SHARE * frame_area < middle.area < LARGE_SHARE * frame_area
+    assert LARGE_SHARE * frame_area < large.area
     assert threshold_for(small, frame_area, 0.5) == SMALL_THRESHOLD < 0.5
-    assert threshold_for(large, frame_area, 0.5) == 0.5
+    assert threshold_for(middle, frame_area, 0.5) == 0.5
+    assert threshold_for(large, frame_area, 0.5) == LARGE_THRESHOLD > 0.5
 
 
 def test_a_box_too_small_to_judge_restores_nothing() -> None:
@@ -88,3 +98,27 @@ def test_a_box_too_small_to_judge_restores_nothing() -> None:
     wall = Box(80, 80, 80, 50)
     kept = kept_boxes([tiny, wall], [tiny_core, wall], [0.0, 0.0], [0.5, 0.5])
     assert kept == [tiny]
+
+
+def test_large_boxes_are_judged_by_the_large_model_and_only_they() -> None:
+    frame_area = 1920 * 1080
+    far = Box(10, 10, 60, 20)
+    fence = Box(0, 0, 900, 300)
+    assert far.area < LARGE_JUDGED_SHARE * frame_area < fence.area
+    asked: list[list[Box]] = []
+
+    def small(cores: Sequence[Box]) -> NDArray[np.float32]:
+        asked.append(list(cores))
+        return np.full(len(cores), 0.9, np.float32)
+
+    def large(cores: Sequence[Box]) -> NDArray[np.float32]:
+        asked.append(list(cores))
+        return np.full(len(cores), 0.1, np.float32)
+
+    core = Box(300, 100, 300, 100)
+    scores = candidate_scores([far, fence], [far, core], frame_area, small, large)
+    assert scores.tolist() == [np.float32(0.9), np.float32(0.1)]
+    assert asked == [[far], [core]]  # each model sees its own boxes' cores, nothing else
+    asked.clear()
+    assert candidate_scores([far], [far], frame_area, small, large).tolist() == [np.float32(0.9)]
+    assert asked == [[far]]  # no large box: the large model does not run
