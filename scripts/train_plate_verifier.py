@@ -2,8 +2,8 @@
 
 The classical passes of ``edge.media.plate_candidates`` find every plate and much else.
 Two CNNs look at each candidate's core (grey, 24x72) and say whether it is a plate: a
-small one (``CONFIG``) judges every candidate; a larger one (``LARGE_CONFIG``, four times
-the work per crop) judges again the few large candidates, where a false plate costs the
+small one (``CONFIG``) judges most candidates; a larger one (``LARGE_CONFIG``, four times
+the work per crop) judges the few large candidates instead, where a false plate costs the
 picture most. They are trained on:
 
 - the MIT-licensed Romanian dashcam frames of ``../shared/data/plates-ro`` (every plate

@@ -14,8 +14,8 @@ snapshot worth looking at. Two rules keep the verifier from opening a leak:
   little, and a far plate's few pixels are the verifier's least certain case.
 
 The networks run through ``cv2.dnn`` (no extra dependency); they are passed in, so this
-module stays free of file I/O. A small one judges every candidate; a larger one judges
-the large candidates again (``candidate_scores``).
+module stays free of file I/O. A small one judges most candidates; a larger one judges
+the large candidates instead (``candidate_scores``).
 """
 
 from __future__ import annotations

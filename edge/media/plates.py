@@ -3,11 +3,10 @@
 Two stages. The classical passes (``edge.media.plate_candidates``) find every box that
 may hold a plate, tuned for recall; the committed verifier models (``models/*.onnx``,
 read and checked by ``edge.shell.plate_model``) drop the boxes that hold none
-(``edge.media.plate_verifier``): a small one judges every candidate, a larger one judges
-again, in more detail, the few large candidates, where a false plate costs the picture
-most. A model that is missing or altered raises
-``PlateModelError``, and ``edge.media.anonymise`` then blurs the whole frame (fails
-closed). Figures are in docs/benchmarks.md.
+(``edge.media.plate_verifier``): a small one judges most candidates, a larger one the
+few large candidates instead, where a false plate costs the picture most. A model that is
+missing or altered raises ``PlateModelError``, and ``edge.media.anonymise`` then blurs
+the whole frame (fails closed). Figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations

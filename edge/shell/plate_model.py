@@ -28,7 +28,7 @@ class PlateModelError(EdgeError):
 
 @dataclass(frozen=True, slots=True)
 class Verifier:
-    every: cv2.dnn.Net  # small and fast: scores every candidate
+    every: cv2.dnn.Net  # small and fast: scores every candidate but the large ones
     large: cv2.dnn.Net  # four times the capacity: judges the few large candidates instead
     crop: tuple[int, int]  # height, width: both see the same crops, built once per frame
 
